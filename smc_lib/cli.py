@@ -1,0 +1,87 @@
+"""`smc`: the command line of SMC-Bench. Every subcommand has --help."""
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+import click
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+
+from .errors import SMCError  # noqa: E402
+
+
+class _Group(click.Group):
+    """Turns SMCError into one line on stderr and exit code 1 (usage errors stay click's exit 2)."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except SMCError as e:
+            click.echo(f"error: {e}", err=True)
+            sys.exit(1)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """SMC-Bench: sparse neural networks on hard tasks (Liu, Chen et al., ICLR 2023)."""
+
+
+@main.command()
+def tasks() -> None:
+    """List the registered tasks and their datasets."""
+    from .tasks import get_task, task_names
+
+    for name in task_names():
+        cls = get_task(name)
+        click.echo(f"{name:14s} {', '.join(cls.datasets)}")
+
+
+@main.command()
+def methods() -> None:
+    """List the registered sparsification methods."""
+    from .methods import get_method, method_names
+
+    for name in method_names():
+        cls = get_method(name)
+        click.echo(f"{name:14s} {cls.timing:10s} {cls.paper}")
+
+
+@main.group()
+def data() -> None:
+    """Dataset utilities."""
+
+
+@data.command("check")
+@click.option("--data-dir", default="data", show_default=True, type=click.Path(file_okay=False))
+def data_check(data_dir: str) -> None:
+    """Validate every dataset under DATA_DIR: present, parseable, expected fields and record counts."""
+    from .datacheck import check_all, format_table
+
+    rows = check_all(data_dir)
+    click.echo(format_table(rows))
+    bad = [r for r in rows if not r.ok]
+    if bad:
+        for r in bad:
+            click.echo(f"error: {r.problem}", err=True)
+        sys.exit(1)
+
+
+@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.argument("name")
+@click.pass_context
+def bench(ctx: click.Context, name: str) -> None:
+    """Run benchmark NAME (prune, step, fisher, gts); extra options go to it (see `smc bench NAME --help`)."""
+    from .bench import BENCHES
+
+    if name not in BENCHES:
+        raise click.UsageError(f"unknown benchmark {name!r}; choose one of: {', '.join(BENCHES)}")
+    importlib.import_module(f"smc_lib.bench.{name}").main(list(ctx.args))
+
+
+if __name__ == "__main__":
+    main()
