@@ -1,0 +1,163 @@
+"""Charts shared by every section notebook (altair), drawn beside the paper's published numbers.
+
+`sparsity_grid` is the paper's main figure shape (Figures 1-4 of Liu, Chen et al., ICLR 2023):
+a panel per dataset (and model), x = sparsity, y = the task metric, a line per method, the dense
+model as a horizontal rule, and the paper's curve for each method drawn faintly (dashed) beside ours
+from `../shared/reference`. `layerwise_chart` is the Figures 6-8 shape: sparsity per layer.
+
+Charts stay offline: importing this module selects altair's `mimetype` renderer (JupyterLab draws
+it with its bundled vega; no CDN), and `to_svg` / `save` render through vl-convert for the report.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import altair as alt
+import pandas as pd
+
+from .results import curves
+
+alt.renderers.enable("mimetype")
+alt.data_transformers.disable_max_rows()
+
+PAPER_FILES = {"arithmetic": "arithmetic_paper.csv"}  # every other task: figures_digitized.csv
+DATASET_ALIASES = {"commonsenseqa": "csqa", "race (middle)": "race", "race-m": "race", "race (high)": "race-high",
+                   "race-h": "race-high"}
+METHOD_ORDER = ["dense", "omp_after", "random_after", "lth", "gmp", "omp_before", "random_before", "snip",
+                "snip_rigl", "random_rigl", "omp_rigl"]
+
+
+def _dataset_id(name: str) -> str:
+    key = str(name).strip().lower()
+    return DATASET_ALIASES.get(key, key)
+
+
+def reference(task: str, reference_dir: str | Path | None, models: Sequence[str] = ()) -> pd.DataFrame:
+    """The paper's numbers for `task` as curves (task, dataset, model, method, sparsity, value, paper_model).
+
+    Datasets are mapped to our ids (CommonsenseQA → csqa). A paper model matches ours by name
+    (GTS ↔ gts); where the paper shows one model per dataset (RoBERTa-large for commonsense) its curve
+    is drawn beside each of `models`. Empty when the folder or the file is absent.
+    """
+    cols = ["task", "dataset", "model", "method", "sparsity", "value", "paper_model"]
+    path = Path(reference_dir or "") / PAPER_FILES.get(task, "figures_digitized.csv")
+    if reference_dir is None or not path.exists():
+        return pd.DataFrame(columns=cols)
+    ref = pd.read_csv(path)
+    if "task" not in ref:
+        ref["task"] = task
+    ref = ref[ref["task"] == task].rename(columns={"accuracy": "value"})
+    if "metric" in ref:
+        ref = ref[ref["metric"] == "accuracy"]
+    ref = ref.assign(dataset=ref["dataset"].map(_dataset_id), paper_model=ref["model"])
+    ours = {m.lower(): m for m in models}
+    parts = []
+    for paper_model, part in ref.groupby("paper_model"):
+        if paper_model.lower() in ours:
+            parts.append(part.assign(model=ours[paper_model.lower()]))
+        else:
+            parts += [part.assign(model=m) for m in models] or [part]
+    out = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=cols)
+    return out[cols]
+
+
+def sparsity_grid(table: pd.DataFrame, reference_dir: str | Path | None = None, metric: str | None = None,
+                  title: str | None = None, width: int = 180, height: int = 150) -> alt.FacetChart:
+    """Metric vs sparsity: a panel per model × dataset, a line per method, dense as a rule, paper faint.
+
+    `table` is the tidy results table (means over seeds and folds are taken here).
+    """
+    ours = curves(table, metric).assign(source="ours")
+    refs = [reference(t, reference_dir, sorted(part["model"].unique())) for t, part in ours.groupby("task")]
+    paper = pd.concat(refs, ignore_index=True) if refs else pd.DataFrame()
+    paper = paper[paper["dataset"].isin(ours["dataset"].unique())] if len(paper) else paper
+    data = pd.concat([ours, paper.assign(source="paper")], ignore_index=True)[
+        ["dataset", "model", "method", "sparsity", "value", "source"]]
+    y_title = (metric or (ours["metric"].iloc[0] if len(ours) else "value")) + " (%)"
+    color = alt.Color("method:N", sort=METHOD_ORDER, title="method")
+    x = alt.X("sparsity:Q", title="sparsity", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%"))
+    y = alt.Y("value:Q", title=y_title, scale=alt.Scale(zero=False))
+    base = alt.Chart().encode(x=x, y=y, color=color)
+    sparse_ours = (alt.datum.source == "ours") & (alt.datum.method != "dense")
+    sparse_paper = (alt.datum.source == "paper") & (alt.datum.method != "dense")
+    layers = [
+        base.mark_line(point=True).transform_filter(sparse_ours)
+            .encode(tooltip=["method", "sparsity", alt.Tooltip("value:Q", format=".2f")]),
+        base.mark_line(opacity=0.35, strokeDash=[4, 3]).transform_filter(sparse_paper),
+        alt.Chart().mark_rule(color="black").encode(y="value:Q")
+            .transform_filter((alt.datum.source == "ours") & (alt.datum.method == "dense")),
+        alt.Chart().mark_rule(color="black", opacity=0.3, strokeDash=[4, 3]).encode(y="value:Q")
+            .transform_filter((alt.datum.source == "paper") & (alt.datum.method == "dense")),
+    ]
+    chart = alt.layer(*layers, data=data).properties(width=width, height=height)
+    facet = {"column": alt.Column("dataset:N", title=None)}
+    if data["model"].nunique() > 1:
+        facet["row"] = alt.Row("model:N", title=None)
+    out = chart.facet(**facet).resolve_scale(y="independent")
+    return out.properties(title=title or "accuracy vs sparsity (solid: ours, dashed: paper, rule: dense)")
+
+
+def layerwise_table(results: Iterable) -> pd.DataFrame:
+    """RunResults → per-parameter rows (param, layer, kind, numel, layer_sparsity) with the run's columns."""
+    rows = []
+    for r in results:
+        c = r.config
+        for row in r.layerwise:
+            rows.append({"task": c["task"], "dataset": c["dataset"], "model": c["model"], "method": c["method"],
+                         "sparsity": c["sparsity"], "param": row["param"], "layer": int(row["layer"]),
+                         "kind": row["kind"], "numel": int(row["numel"]), "layer_sparsity": float(row["sparsity"])})
+    return pd.DataFrame(rows)
+
+
+def layerwise_chart(layerwise: pd.DataFrame, columns: int = 4, width: int = 160, height: int = 120) -> alt.FacetChart:
+    """Sparsity per transformer layer and kind (attention / ffn / embedding / head), a panel per method.
+
+    Layer -1 holds the weights outside the numbered layers (embeddings, heads). Values are
+    numel-weighted means over the parameters of a layer and kind.
+    """
+    lw = layerwise.assign(pruned=layerwise["layer_sparsity"] * layerwise["numel"])
+    agg = (lw.groupby(["method", "sparsity", "layer", "kind"], as_index=False)
+             .agg(pruned=("pruned", "sum"), numel=("numel", "sum")))
+    agg["layer_sparsity"] = agg["pruned"] / agg["numel"]
+    chart = alt.Chart(agg).mark_line(point=True).encode(
+        x=alt.X("layer:O", title="layer (-1: embeddings / head / other)"),
+        y=alt.Y("layer_sparsity:Q", title="sparsity", axis=alt.Axis(format="%"), scale=alt.Scale(domain=[0, 1])),
+        color=alt.Color("kind:N"),
+        tooltip=["method", "layer", "kind", alt.Tooltip("layer_sparsity:Q", format=".1%"), "numel"],
+    ).properties(width=width, height=height)
+    title = "layerwise sparsity at target " + ", ".join(f"{s:.0%}" for s in sorted(agg["sparsity"].unique()))
+    return chart.facet(facet=alt.Facet("method:N", sort=METHOD_ORDER, title=None), columns=columns).properties(title=title)
+
+
+def to_svg(chart: alt.TopLevelMixin) -> str:
+    """Render a chart to an SVG string with vl-convert (no browser, no network)."""
+    import vl_convert as vlc
+
+    return vlc.vegalite_to_svg(chart.to_dict(), vl_version=_vl_version())
+
+
+def save(chart: alt.TopLevelMixin, path: str | Path) -> Path:
+    """Write a chart as .svg or .png (by suffix) for the DVC outputs and the report."""
+    import vl_convert as vlc
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".png":
+        path.write_bytes(vlc.vegalite_to_png(chart.to_dict(), vl_version=_vl_version(), scale=2))
+    else:
+        path.write_text(to_svg(chart))
+    return path
+
+
+def spec_to_svg(spec: dict) -> str:
+    """A vega-lite spec (e.g. a notebook's `application/vnd.vegalite.v6+json` output) as SVG."""
+    import vl_convert as vlc
+
+    return vlc.vegalite_to_svg(spec, vl_version=_vl_version(spec))
+
+
+def _vl_version(spec: dict | None = None) -> str:
+    schema = (spec or {}).get("$schema", "") or alt.SCHEMA_URL
+    version = schema.rsplit("/", 1)[-1].removeprefix("v").removesuffix(".json").split(".")
+    return "v" + "_".join(version[:2])

@@ -1,0 +1,110 @@
+"""The tidy results table every section writes and the report reads, and the "failing sparsity" summary.
+
+One row per (run, metric): task, dataset, model, method, sparsity, seed, fold, metric, value,
+achieved_sparsity, wall_s. "Failing sparsity" follows the paper's reading of its figures (Liu, Chen
+et al., ICLR 2023, section 4): the lowest sparsity at which a method's metric falls more than
+1 point below the dense model's (means over seeds and folds).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable
+
+import pandas as pd
+
+COLUMNS = ["task", "dataset", "model", "method", "sparsity", "seed", "fold", "metric", "value",
+           "achieved_sparsity", "wall_s"]
+RUN_KEYS = ["task", "dataset", "model", "method", "sparsity", "seed", "fold"]
+FAIL_MARGIN = 1.0  # points below dense
+
+
+def to_table(results: Iterable) -> pd.DataFrame:
+    """RunResults → the tidy table, sorted so that the same runs always give the same table."""
+    rows = []
+    for r in results:
+        c = r.config
+        for metric, value in r.metrics.items():
+            rows.append({**{k: c[k] for k in RUN_KEYS}, "metric": metric, "value": float(value),
+                         "achieved_sparsity": float(r.achieved_sparsity), "wall_s": float(r.wall_s)})
+    table = pd.DataFrame(rows, columns=COLUMNS)
+    table["fold"] = table["fold"].astype("Int64")
+    return table.sort_values(RUN_KEYS + ["metric"], kind="stable").reset_index(drop=True)
+
+
+def save(table: pd.DataFrame, path: str | Path) -> Path:
+    """Write the table as CSV (creating the folder); the file the report and DVC pick up."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(path, index=False)
+    return path
+
+
+def load(paths: Iterable[str | Path]) -> pd.DataFrame:
+    """Concatenate results CSVs (missing files are skipped) into one table with the tidy columns."""
+    frames = [pd.read_csv(p) for p in paths if Path(p).exists()]
+    if not frames:
+        return pd.DataFrame(columns=COLUMNS)
+    table = pd.concat(frames, ignore_index=True)
+    table["fold"] = table["fold"].astype("Int64")
+    return table[COLUMNS]
+
+
+def primary(table: pd.DataFrame, metric: str | None = None) -> pd.DataFrame:
+    """Rows of each task's primary metric: `metric` if given, else the registered task's, else the only one."""
+    if metric is not None:
+        return table[table["metric"] == metric]
+    parts = []
+    for task, part in table.groupby("task", sort=False):
+        names = part["metric"].unique()
+        parts.append(part[part["metric"] == _primary_metric(task, names)])
+    return pd.concat(parts) if parts else table
+
+
+def _primary_metric(task: str, names) -> str:
+    if len(names) == 1:
+        return names[0]
+    try:
+        from .tasks import get_task
+        return get_task(task).primary_metric
+    except Exception:  # noqa: BLE001 - an unregistered task in a CSV still gets a summary
+        return "accuracy" if "accuracy" in names else sorted(names)[0]
+
+
+def curves(table: pd.DataFrame, metric: str | None = None) -> pd.DataFrame:
+    """Mean (and count) over seeds and folds: one value per task/dataset/model/method/sparsity."""
+    t = primary(table, metric)
+    keys = ["task", "dataset", "model", "method", "sparsity", "metric"]
+    return (t.groupby(keys, as_index=False)
+             .agg(value=("value", "mean"), n=("value", "size"),
+                  achieved_sparsity=("achieved_sparsity", "mean")))
+
+
+def failing_sparsity(table: pd.DataFrame, margin: float = FAIL_MARGIN, metric: str | None = None) -> pd.DataFrame:
+    """Per task/dataset/model/method: dense value, and the lowest sparsity more than `margin` below it.
+
+    Columns: task, dataset, model, method, dense, failing_sparsity (NaN: never failed at the sparsities
+    run), max_sparsity (the highest sparsity run).
+    """
+    c = curves(table, metric)
+    group = ["task", "dataset", "model"]
+    dense = c[c["method"] == "dense"].set_index(group)["value"].rename("dense")
+    rows = []
+    for (task, ds, model, method), part in c[c["method"] != "dense"].groupby(group + ["method"], sort=True):
+        base = dense.get((task, ds, model))
+        failed = part[part["value"] < base - margin]["sparsity"] if base is not None else part["sparsity"][:0]
+        rows.append({"task": task, "dataset": ds, "model": model, "method": method,
+                     "dense": base, "failing_sparsity": failed.min() if len(failed) else float("nan"),
+                     "max_sparsity": part["sparsity"].max()})
+    return pd.DataFrame(rows, columns=group + ["method", "dense", "failing_sparsity", "max_sparsity"])
+
+
+def failing_summary(table: pd.DataFrame, margin: float = FAIL_MARGIN) -> pd.DataFrame:
+    """The report's table: a row per method, a column per task/dataset/model, cells like "36%" or "> 74%"."""
+    f = failing_sparsity(table, margin)
+    if f.empty:
+        return pd.DataFrame()
+    f["column"] = f["task"] + " / " + f["dataset"] + " / " + f["model"]
+    f["cell"] = [f"{s:.0%}" if pd.notna(s) else f"> {m:.0%}" for s, m in zip(f["failing_sparsity"], f["max_sparsity"])]
+    out = f.pivot(index="method", columns="column", values="cell").fillna("—")
+    out.columns.name = None
+    return out

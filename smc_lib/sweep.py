@@ -1,0 +1,180 @@
+"""Sweeps: a profile section → a grid of runs → an executor → the tidy results table.
+
+The grid is methods × sparsities × datasets × models × seeds × folds, with the dense run once per
+dataset/model/seed/fold (it is the 0 % point of every curve and the start of every `after` method).
+Executors: `local` runs in this process with a progress bar; `ray` submits each run as a Ray task
+(`num_gpus_per_run` from the profile's `ray:` block) to the cluster at `address`, or to a local one.
+Both read and write the same run store, so a sweep is resumable and gives one table either way.
+
+`from smc_lib import sweep` gives the module, which is callable as `sweep(section, ...)`.
+"""
+from __future__ import annotations
+
+import itertools
+import sys
+import types
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import pandas as pd
+from tqdm.auto import tqdm
+
+from . import results as _results
+from .config import load_profile, section
+from .errors import SMCError
+from .runs import DEFAULT_STORE, RunConfig, RunResult, execute
+
+GRID_KEYS = ("datasets", "models", "methods", "sparsities", "seeds", "folds")
+
+
+def make_config(profile: dict, task: str, dataset: str, method: str, sparsity: float = 0.0,
+                model: str | None = None, seed: int = 0, fold: int | None = None,
+                device: str | None = None) -> RunConfig:
+    """One fully resolved RunConfig from a profile section (global defaults and per_dataset merged)."""
+    sec = section(profile, task, dataset)
+    if model is None:
+        model = (sec.get("models") or [None])[0]
+        if model is None:
+            raise SMCError(f"section {task!r} of {profile.get('path')} lists no models; pass --model")
+    return RunConfig(
+        task=task, dataset=dataset, model=model, method=method,
+        sparsity=0.0 if method == "dense" else sparsity, seed=seed, fold=fold, profile=profile["profile"],
+        scope=sec.get("scope"), layerwise=bool(sec.get("layerwise", False)) and method != "dense",
+        train=dict(sec.get("train") or {}), task_params=dict(sec.get("task") or {}),
+        method_options={} if method == "dense" else dict((sec.get("method_options") or {}).get(method) or {}),
+        device=device or profile.get("device", "auto"))
+
+
+def grid(profile: dict | str | None, task: str, **overrides: Any) -> list[RunConfig]:
+    """Every run of `profile`'s `task` section; `overrides` (datasets=, methods=, sparsities=, ...) win.
+
+    Dense runs come first, once per dataset/model/seed/fold; then method × sparsity.
+    """
+    prof = profile if isinstance(profile, dict) else load_profile(profile)
+    if unknown := set(overrides) - set(GRID_KEYS) - {"device"}:
+        raise SMCError(f"unknown sweep option(s) {sorted(unknown)}; use {', '.join(GRID_KEYS)} or device")
+    device = overrides.pop("device", None)
+    base = section(prof, task)
+    datasets = overrides.get("datasets") or base.get("datasets") or []
+    dense, sparse = [], []
+    for ds in datasets:
+        sec = {**section(prof, task, ds), **{k: v for k, v in overrides.items() if v is not None}}
+        methods = [m for m in sec.get("methods", []) if m != "dense"]
+        for model, seed, fold in itertools.product(sec.get("models") or [], sec.get("seeds") or [0],
+                                                   sec.get("folds") or [None]):
+            one = dict(profile=prof, task=task, dataset=ds, model=model, seed=seed, fold=fold, device=device)
+            dense.append(make_config(method="dense", **one))
+            sparse += [make_config(method=m, sparsity=s, **one)
+                       for m, s in itertools.product(methods, sec.get("sparsities") or [])]
+    if not dense:
+        raise SMCError(f"the {task!r} sweep is empty; list datasets and models in its profile section")
+    return _unique(dense + sparse)
+
+
+def _unique(runs: list[RunConfig]) -> list[RunConfig]:
+    seen: dict[str, RunConfig] = {}
+    for r in runs:
+        seen.setdefault(r.key(), r)
+    return list(seen.values())
+
+
+# --------------------------------------------------------------------------- executors
+def run_local(runs: Sequence[RunConfig], store: Path, data_dir: Path, progress: bool = True) -> list[RunResult]:
+    """Execute runs one after another in this process (finished runs are read from the store)."""
+    out = []
+    bar = tqdm(runs, desc="runs", unit="run", disable=not progress)
+    for cfg in bar:
+        bar.set_postfix_str(cfg.label(), refresh=False)
+        out.append(execute(cfg, store, data_dir))
+    return out
+
+
+def _remote_execute(cfg: dict, store: str, data_dir: str) -> str:
+    return execute(RunConfig(**cfg), store, data_dir).to_json()
+
+
+def run_ray(runs: Sequence[RunConfig], store: Path, data_dir: Path, progress: bool = True,
+            address: str | None = None, num_cpus: int | None = None, num_gpus_per_run: float = 0,
+            num_cpus_per_run: float = 1) -> list[RunResult]:
+    """Execute each run as a Ray task: on the cluster at `address`, else on a local one with `num_cpus`.
+
+    Dense runs go first (every `after` method loads their weights). On a multi-node cluster `store`
+    must be a shared filesystem path.
+    """
+    import ray
+
+    from .runs import load_result
+
+    started = not ray.is_initialized()
+    if started:
+        ray.init(address=address, num_cpus=None if address else num_cpus, include_dashboard=False,
+                 log_to_driver=False, configure_logging=True, logging_level="ERROR")
+    try:
+        remote = ray.remote(num_cpus=num_cpus_per_run, num_gpus=num_gpus_per_run)(_remote_execute)
+        done: dict[str, RunResult] = {}
+        bar = tqdm(total=len(runs), desc="runs (ray)", unit="run", disable=not progress)
+        for wave in ([r for r in runs if r.method == "dense"], [r for r in runs if r.method != "dense"]):
+            pending = {}
+            for cfg in wave:
+                if (res := load_result(cfg, store)) is not None:
+                    done[cfg.key()] = res
+                    bar.update()
+                else:
+                    pending[remote.remote(cfg.as_dict(), str(store), str(data_dir))] = cfg
+            while pending:
+                ready, _ = ray.wait(list(pending), num_returns=1)
+                cfg = pending.pop(ready[0])
+                done[cfg.key()] = RunResult.from_json(ray.get(ready[0]))
+                bar.update()
+        bar.close()
+        return [done[r.key()] for r in runs]
+    finally:
+        if started:
+            ray.shutdown()
+
+
+EXECUTORS: dict[str, Callable[..., list[RunResult]]] = {"local": run_local, "ray": run_ray}
+
+
+def sweep(runs: str | Sequence[RunConfig], profile: dict | str | None = None, executor: str | None = None,
+          store: Path | str | None = None, data_dir: Path | str | None = None, progress: bool = True,
+          address: str | None = None, **overrides: Any) -> pd.DataFrame:
+    """Run a profile section (or a list of RunConfigs) and return the tidy results table.
+
+    `sweep("arithmetic", profile="cpu", datasets=["mawps"], executor="ray")`. Finished runs are read
+    from the store, so calling it again (after a crash, or to re-plot) trains only what is missing.
+    """
+    prof = profile if isinstance(profile, dict) else load_profile(profile)
+    configs = grid(prof, runs, **overrides) if isinstance(runs, str) else list(runs)
+    executor = executor or prof.get("executor", "local")
+    if executor not in EXECUTORS:
+        raise SMCError(f"unknown executor {executor!r}; choose one of: {', '.join(EXECUTORS)}")
+    store = Path(store or prof.get("store") or DEFAULT_STORE)
+    data_dir = Path(data_dir or prof.get("data_dir") or "data")
+    kwargs: dict[str, Any] = {}
+    if executor == "ray":
+        ray_cfg = dict(prof.get("ray") or {})
+        ray_cfg["address"] = address or ray_cfg.get("address")
+        kwargs = {k: v for k, v in ray_cfg.items() if v is not None}
+    results = EXECUTORS[executor](configs, store, data_dir, progress=progress, **kwargs)
+    return _results.to_table(results)
+
+
+def cli_sweep(section_name: str, profile: str | None = None, executor: str | None = None,
+              address: str | None = None, out: str | None = None, **overrides: Any) -> pd.DataFrame:
+    """`smc sweep SECTION`: run a section's grid and write the table to `out` (CSV) when given."""
+    overrides = {k: v for k, v in overrides.items() if v not in (None, (), [])}
+    table = sweep(section_name, profile=profile, executor=executor, address=address, **overrides)
+    if out:
+        _results.save(table, out)
+    return table
+
+
+class _CallableModule(types.ModuleType):
+    """Lets `from smc_lib import sweep; sweep("arithmetic")` work whether the name resolves to this module."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> pd.DataFrame:
+        return sweep(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
