@@ -9,7 +9,7 @@ Layout (plain data): global keys (`device`, `seeds`, `executor`, `ray`, ...) and
 family (`arithmetic:`, `commonsense:`, ...). A section lists `datasets`, `models`, `methods`,
 `sparsities`, `seeds`, `folds` and the settings passed through to the code: `task` (Task(**params)),
 `train` (TrainConfig fields), `method_options` ({method: Method(**options)}), `scope`, `layerwise`,
-`per_dataset` ({dataset: {any section key}}), `substitutes` ({dataset: what stood in, shown in the
+`per_model` / `per_dataset` ({name: {any section key}}, merged in that order), `substitutes` ({dataset: what stood in, shown in the
 report}) and `notebook` (free-form knobs for the section's notebook). A section with
 `implemented: false` documents a paper setting that no task module runs yet.
 """
@@ -33,9 +33,12 @@ GLOBAL_KEYS = {
 SECTION_KEYS = {
     "implemented": bool, "datasets": list, "models": list, "methods": list, "sparsities": list,
     "seeds": list, "folds": list, "scope": str, "layerwise": bool, "task": dict, "train": dict,
-    "method_options": dict, "per_dataset": dict, "substitutes": dict, "notebook": dict, "paper": dict,
+    "method_options": dict, "per_dataset": dict, "per_model": dict, "substitutes": dict, "notebook": dict,
 }
 INHERITED = ("seeds", "sparsities")  # section keys that fall back to the global value
+OVERRIDES = ("per_model", "per_dataset")  # applied in this order
+MERGED = ("task", "train", "method_options")
+OVERRIDABLE = set(SECTION_KEYS) - {"per_dataset", "per_model", "datasets", "models", "implemented"}  # override keys merged into the section's mapping, not replaced
 RAY_KEYS = {"address", "num_cpus", "num_gpus_per_run", "num_cpus_per_run"}
 EXECUTORS = ("local", "ray")
 _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
@@ -94,17 +97,18 @@ def sections(profile: dict[str, Any], implemented_only: bool = True) -> list[str
     return [n for n in names if not implemented_only or profile[n].get("implemented", True)]
 
 
-def section(profile: dict[str, Any], name: str, dataset: str | None = None) -> dict[str, Any]:
-    """One section with the global defaults filled in, and `per_dataset[dataset]` merged when given."""
+def section(profile: dict[str, Any], name: str, dataset: str | None = None,
+            model: str | None = None) -> dict[str, Any]:
+    """One section with the global defaults filled in, then `per_model[model]` and `per_dataset[dataset]`."""
     if name not in profile or not isinstance(profile[name], dict):
         raise SMCError(f"profile {profile.get('profile')!r} has no section {name!r}; "
                        f"add `{name}:` to {profile.get('path', 'the profile')} or choose one of: "
                        f"{', '.join(sections(profile))}")
     out = {k: profile[k] for k in INHERITED if k in profile}
-    out.update({k: v for k, v in profile[name].items() if k != "per_dataset"})
-    if dataset is not None:
-        for k, v in (profile[name].get("per_dataset") or {}).get(dataset, {}).items():
-            out[k] = {**out.get(k, {}), **v} if isinstance(v, dict) and k in ("task", "train") else v
+    out.update({k: v for k, v in profile[name].items() if k not in OVERRIDES})
+    for key, which in zip(OVERRIDES, (model, dataset)):
+        for k, v in (profile[name].get(key) or {}).get(which, {}).items() if which is not None else ():
+            out[k] = {**(out.get(k) or {}), **v} if k in MERGED else v
     return out
 
 
@@ -136,15 +140,15 @@ def _validate_section(sec: dict, name: str, path, check_registries: bool) -> Non
     if not sec.get("implemented", True):
         return  # documented paper settings for a task no module implements yet
     _check_sparsities(where, "sparsities", sec.get("sparsities", []))
-    for ds, over in (sec.get("per_dataset") or {}).items():
-        if not isinstance(over, dict) or set(over) - (set(SECTION_KEYS) - {"per_dataset", "datasets"}):
-            raise SMCError(f"{where}: per_dataset.{ds} must map section keys (train, task, folds, ...) to values")
-        _check_sparsities(where, f"per_dataset.{ds}.sparsities", over.get("sparsities", []))
+    for key in OVERRIDES:
+        for which, over in (sec.get(key) or {}).items():
+            if not isinstance(over, dict) or set(over) - OVERRIDABLE:
+                raise SMCError(f"{where}: {key}.{which} must map section keys (train, task, folds, ...) to values")
+            _check_sparsities(where, f"{key}.{which}.sparsities", over.get("sparsities", []))
+            _check_train_keys(f"{where} {key}.{which}", over.get("train") or {})
+    _check_train_keys(where, sec.get("train") or {})
     if check_registries:
         _check_names(sec, name, where)
-    _check_train_keys(where, sec.get("train") or {})
-    for ds, over in (sec.get("per_dataset") or {}).items():
-        _check_train_keys(f"{where} per_dataset.{ds}", over.get("train") or {})
 
 
 def _check_names(sec: dict, name: str, where: str) -> None:
@@ -167,7 +171,7 @@ def _check_names(sec: dict, name: str, where: str) -> None:
 def _check_train_keys(where: str, train: dict) -> None:
     from .train import TrainConfig
 
-    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    fields = {f.name for f in dataclasses.fields(TrainConfig)} - {"seed", "device"}  # set by seeds / device
     if unknown := set(train) - fields:
         raise SMCError(f"{where}: unknown train setting(s) {sorted(unknown)}; TrainConfig fields are "
                        f"{', '.join(sorted(fields))}")

@@ -31,11 +31,11 @@ def make_config(profile: dict, task: str, dataset: str, method: str, sparsity: f
                 model: str | None = None, seed: int = 0, fold: int | None = None,
                 device: str | None = None) -> RunConfig:
     """One fully resolved RunConfig from a profile section (global defaults and per_dataset merged)."""
-    sec = section(profile, task, dataset)
     if model is None:
-        model = (sec.get("models") or [None])[0]
+        model = (section(profile, task).get("models") or [None])[0]
         if model is None:
             raise SMCError(f"section {task!r} of {profile.get('path')} lists no models; pass --model")
+    sec = section(profile, task, dataset, model)
     return RunConfig(
         task=task, dataset=dataset, model=model, method=method,
         sparsity=0.0 if method == "dense" else sparsity, seed=seed, fold=fold, profile=profile["profile"],
@@ -57,11 +57,11 @@ def grid(profile: dict | str | None, task: str, **overrides: Any) -> list[RunCon
     base = section(prof, task)
     datasets = overrides.get("datasets") or base.get("datasets") or []
     dense, sparse = [], []
-    for ds in datasets:
-        sec = {**section(prof, task, ds), **{k: v for k, v in overrides.items() if v is not None}}
+    given = {k: v for k, v in overrides.items() if v is not None}
+    for ds, model in itertools.product(datasets, given.get("models") or base.get("models") or []):
+        sec = {**section(prof, task, ds, model), **given}
         methods = [m for m in sec.get("methods", []) if m != "dense"]
-        for model, seed, fold in itertools.product(sec.get("models") or [], sec.get("seeds") or [0],
-                                                   sec.get("folds") or [None]):
+        for seed, fold in itertools.product(sec.get("seeds") or [0], sec.get("folds") or [None]):
             one = dict(profile=prof, task=task, dataset=ds, model=model, seed=seed, fold=fold, device=device)
             dense.append(make_config(method="dense", **one))
             sparse += [make_config(method=m, sparsity=s, **one)
