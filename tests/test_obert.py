@@ -1,0 +1,95 @@
+"""oBERT math (Kurtic et al. 2022): block-Fisher inverse and the OBS update, against float64 numpy."""
+import numpy as np
+import pytest
+import torch
+
+from smc_lib.errors import SMCError
+from smc_lib.methods.scores import (BlockFisher, check_block_size, fisher_inverse, obert_scores,
+                                    obs_update)
+
+
+def _reference_inverse(grads: np.ndarray, block: int, damping: float) -> np.ndarray:
+    m, d = grads.shape
+    g = grads.astype(np.float64).reshape(m, d // block, block)
+    out = []
+    for b in range(d // block):
+        f = damping * np.eye(block) + g[:, b].T @ g[:, b] / m
+        out.append(np.linalg.inv(f))
+    return np.stack(out)
+
+
+@pytest.mark.parametrize("m,block,damping", [(64, 10, 1e-7), (128, 50, 1e-7), (32, 8, 1e-3)])
+def test_fisher_inverse_matches_float64_per_block(m, block, damping):
+    gen = torch.Generator().manual_seed(m + block)
+    grads = torch.randn(m, block * 12, generator=gen) * 0.1
+    ours = fisher_inverse(grads, block, damping, chunk=5).double().numpy()   # several chunks
+    ref = _reference_inverse(grads.numpy(), block, damping)
+    err = np.linalg.norm(ours - ref, axis=(1, 2)) / np.linalg.norm(ref, axis=(1, 2))
+    assert err.max() <= 1e-4
+
+
+def test_streaming_accumulation_equals_one_batch():
+    grads = torch.randn(40, 60, generator=torch.Generator().manual_seed(1))
+    a = BlockFisher(60, 6)
+    for lo in range(0, 40, 7):
+        a.add(grads[lo:lo + 7])
+    assert a.count == 40
+    torch.testing.assert_close(a.inverse(1e-4), fisher_inverse(grads, 6, 1e-4))
+
+
+def _closed_form(finv: np.ndarray, w: np.ndarray, pruned: np.ndarray) -> np.ndarray:
+    P = np.flatnonzero(pruned)
+    return -finv[:, P] @ np.linalg.solve(finv[np.ix_(P, P)], w[P])
+
+
+def test_obs_update_equals_closed_form_and_zeroes_the_pruned():
+    rng = np.random.default_rng(0)
+    nb, b = 5, 8
+    grads = torch.from_numpy(rng.normal(size=(64, nb * b)).astype(np.float32))
+    finv = fisher_inverse(grads, b, 1e-3)
+    w = torch.from_numpy(rng.normal(size=(nb, b)).astype(np.float32))
+    pruned = torch.from_numpy(rng.random((nb, b)) < 0.4)
+    pruned[0] = False                       # a block with nothing pruned: no update
+    pruned[1] = True                        # a block pruned entirely: every weight goes to 0
+    delta = obs_update(w, finv, pruned).numpy()
+    f = finv.double().numpy()
+    for i in range(nb):
+        expected = _closed_form(f[i], w[i].double().numpy(), pruned[i].numpy()) if pruned[i].any() else 0.0
+        np.testing.assert_allclose(delta[i], expected, rtol=1e-4, atol=1e-5)
+    after = (w + torch.from_numpy(delta)).numpy()
+    np.testing.assert_allclose(after[pruned.numpy()], 0.0, atol=1e-5)
+    np.testing.assert_allclose(after[1], 0.0, atol=1e-5)
+    assert np.all(delta[0] == 0)
+
+
+def test_obs_update_lowers_the_quadratic_loss_versus_plain_pruning():
+    rng = np.random.default_rng(3)
+    grads = torch.from_numpy(rng.normal(size=(256, 20)).astype(np.float32)) * torch.linspace(0.1, 2, 20)
+    finv = fisher_inverse(grads, 20, 1e-4)
+    f = np.linalg.inv(finv[0].double().numpy())
+    w = torch.from_numpy(rng.normal(size=20).astype(np.float32))
+    pruned = torch.zeros(20, dtype=torch.bool)
+    pruned[:6] = True
+    delta = obs_update(w, finv, pruned).double().numpy()
+    plain = -(w.double().numpy() * pruned.numpy())
+    assert delta @ f @ delta < plain @ f @ plain
+
+
+def test_obert_scores_are_w2_over_2_diag_finv():
+    grads = torch.randn(30, 12, generator=torch.Generator().manual_seed(2))
+    finv = fisher_inverse(grads, 4, 1e-2)
+    w = torch.randn(3, 4)
+    expected = w ** 2 / (2 * torch.diagonal(finv, dim1=1, dim2=2))
+    torch.testing.assert_close(obert_scores(w, finv), expected)
+
+
+def test_block_size_must_tile_every_parameter():
+    params = {"a": torch.zeros(4, 96), "b": torch.zeros(384, 2)}
+    check_block_size(params, 48)
+    with pytest.raises(SMCError, match="block_size=48"):
+        check_block_size(params, 50)
+    for bad in (0, -4, 2.5):
+        with pytest.raises(SMCError):
+            check_block_size(params, bad)
+    with pytest.raises(SMCError):
+        BlockFisher(100, 30)
