@@ -1,0 +1,73 @@
+"""The Task interface: data, model, loss and metric of one SMC-Bench task family (Liu, Chen et al., ICLR 2023).
+
+A task knows nothing about sparsity: `train.fit` and the methods drive it through these few calls, so every
+method is applied the same way to every task. Register a subclass with `@register_task("name")`.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable
+
+import torch
+from torch import nn
+
+from ..errors import SMCError
+from ..train import TrainConfig
+
+
+class Task:
+    """One task family. Subclasses set the class attributes and implement the data/model/metric methods.
+
+    Batches are dicts of tensors (moved to the device by `train.to_device`). `evaluate` returns metrics in
+    percent, higher is better for `primary_metric`.
+    """
+
+    name: str = ""
+    datasets: tuple[str, ...] = ()
+    default_scope: str = "all"
+    primary_metric: str = "accuracy"
+    encoder_patterns: tuple[str, ...] | None = None   # overrides scope.ENCODER_PATTERNS for `encoder`
+
+    def __init__(self, dataset: str, model: str, data_dir: Path | str = "data", fold: int | None = None,
+                 seed: int = 0, **params):
+        if self.datasets and dataset not in self.datasets:
+            raise SMCError(f"task {self.name!r} has no dataset {dataset!r}; choose one of: {', '.join(self.datasets)}")
+        self.dataset, self.model_name, self.data_dir = dataset, model, Path(data_dir)
+        self.fold, self.seed, self.params = fold, seed, params
+
+    # -- data
+    def batches(self, split: str, batch_size: int, shuffle: bool, seed: int) -> Iterable[dict]:
+        """One epoch of `split` as dict batches; the order is a pure function of `seed` when shuffled."""
+        raise NotImplementedError
+
+    def num_batches(self, split: str, batch_size: int) -> int:
+        """Batches per epoch of `split` (used to turn `epochs` into steps); override when cheaper to compute."""
+        return sum(1 for _ in self.batches(split, batch_size, shuffle=False, seed=0))
+
+    # -- model
+    def build_model(self) -> nn.Module:
+        """The (pretrained) model, from a hub name or a local path."""
+        raise NotImplementedError
+
+    def loss(self, model: nn.Module, batch: dict) -> torch.Tensor:
+        """Scalar training loss of `batch`."""
+        raise NotImplementedError
+
+    def logits(self, model: nn.Module, batch: dict) -> torch.Tensor:
+        """Output logits (last dim = classes / vocabulary): needed for knowledge distillation only."""
+        raise SMCError(f"task {self.name!r} defines no logits(); knowledge distillation is not available for it")
+
+    def loss_and_logits(self, model: nn.Module, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """Loss and logits of one batch; override to share one forward pass (used by distillation)."""
+        return self.loss(model, batch), self.logits(model, batch)
+
+    # -- metric
+    def evaluate(self, model: nn.Module, split: str = "dev") -> dict[str, float]:
+        """Metrics on `split`, in percent; must contain `primary_metric`."""
+        raise NotImplementedError
+
+    def default_train_config(self) -> TrainConfig:
+        return TrainConfig()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(dataset={self.dataset!r}, model={self.model_name!r})"

@@ -1,0 +1,374 @@
+"""The one training loop of SMC-Bench: every task and every method fine-tunes through `fit`.
+
+Optimizer and schedule come from a plain `TrainConfig`; methods act through hooks (RigL reads dense
+gradients in `after_backward`, GMP/RigL change the mask in `on_step_end`); after every optimizer step the
+MaskSet re-zeros the pruned weights, so a pruned weight is exactly 0.0 at every forward pass. Evaluations
+every `eval_every` steps track the best checkpoint, but only while every hook says the mask is final (the
+official SMC-Bench GMP could report a model evaluated before reaching its target sparsity).
+
+Learning-rate rewinding (Renda et al., ICLR 2020): call `fit` again on the pruned model (a fresh optimizer
+and the full schedule from step 0, weights kept), or, inside a fit, have a hook call
+`state.restart_schedule()` to restart the schedule from the current step (oBERT's gradual pruning with LR
+rewinding, Kurtic et al. 2022). Knowledge distillation (Hinton et al. 2015, as used by oBERT): pass a
+`teacher` and `cfg.distill = {"hardness": h, "temperature": T}`; the loss is
+h * task loss + (1 - h) * T^2 * KL(softmax(teacher/T) || softmax(student/T)).
+"""
+from __future__ import annotations
+
+import math
+import os
+import random
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from .errors import SMCError, unknown
+from .masks import MaskSet
+
+SCHEDULES = ("constant", "linear", "onecycle", "cosine")
+OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
+
+
+@dataclass
+class TrainConfig:
+    """Plain training settings; `steps` wins over `epochs`; `warmup_steps` < 1 is a fraction of the steps."""
+
+    steps: int | None = None
+    epochs: float | None = None
+    batch_size: int = 16
+    optimizer: str = "adamw"
+    lr: float = 1e-5
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
+    weight_decay: float = 0.0
+    param_groups: Sequence[dict] = ()   # [{"pattern": regex on param name, "lr": ..., "weight_decay": ...}]
+    schedule: str = "linear"
+    warmup_steps: float = 0
+    grad_clip: float | None = None
+    eval_every: int | None = None
+    eval_split: str = "dev"
+    select_best: bool = True
+    seed: int = 0
+    device: str = "auto"
+    distill: dict | None = None         # {"hardness": 1.0, "temperature": 2.0}; needs a teacher
+    progress: bool = True
+
+
+@dataclass
+class FitResult:
+    model: nn.Module
+    metrics: dict[str, float]
+    history: list[dict]
+    steps: int
+    best_step: int | None = None
+
+
+@dataclass
+class FitState:
+    """What hooks see. `step` = optimizer steps completed so far (in `on_step_end`: including this one)."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    masks: MaskSet | None
+    step: int
+    total_steps: int
+    cfg: TrainConfig
+    task: Any
+    device: torch.device
+    batch: dict | None = None
+    loss: torch.Tensor | None = None
+    resumed: bool = False
+    metrics: dict = field(default_factory=dict)
+
+    def restart_schedule(self, length: int | None = None) -> None:
+        """Learning-rate rewinding inside a fit: run the schedule again from now over `length` steps
+        (default: the remaining steps)."""
+        sched = self.scheduler.lr_lambdas[0]
+        for fn in self.scheduler.lr_lambdas:
+            fn.offset, fn.length = self.step, length or max(1, self.total_steps - self.step)
+        for g, base in zip(self.optimizer.param_groups, self.scheduler.base_lrs):
+            g["lr"] = base * sched(self.scheduler.last_epoch)
+
+
+# ----------------------------------------------------------------------------------------------- plumbing
+def resolve_device(device: str = "auto") -> torch.device:
+    """`auto` → cuda if available, else cpu; an unavailable cuda is an error, not a silent fallback."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise SMCError(f"bad device {device!r}; use auto, cpu, cuda or cuda:N") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise SMCError(f"device {device!r} requested but CUDA is not available; use device='cpu' or 'auto'")
+    return dev
+
+
+def to_device(batch: Any, device: torch.device | str) -> Any:
+    """Move every tensor inside nested dicts / lists / tuples to `device`."""
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, dict):
+        return {k: to_device(v, device) for k, v in batch.items()}
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(to_device(v, device) for v in batch)
+    return batch
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+# ----------------------------------------------------------------------------------- optimizer, schedule
+def lr_multiplier(schedule: str, step: int, total: int, warmup: float = 0) -> float:
+    """Learning-rate factor at `step` of `total`: linear warm-up then constant / linear decay to 0 /
+    cosine to 0; `onecycle` follows torch's OneCycleLR (cosine up from lr/25 over the warm-up, default 30 %,
+    then cosine down to lr/25e4)."""
+    w = int(round(warmup * total)) if 0 < warmup < 1 else int(warmup)
+    if schedule == "onecycle":
+        up = max(1, w or int(0.3 * total))
+        lo, end = 1 / 25, 1 / 25e4
+        if step < up:
+            return lo + (1 - lo) * (1 - math.cos(math.pi * step / up)) / 2
+        p = min(1.0, (step - up) / max(1, total - up))
+        return 1 + (end - 1) * (1 - math.cos(math.pi * p)) / 2
+    if step < w:
+        return (step + 1) / (w + 1)
+    p = min(1.0, (step - w) / max(1, total - w))
+    if schedule == "constant":
+        return 1.0
+    if schedule == "linear":
+        return 1.0 - p
+    if schedule == "cosine":
+        return 0.5 * (1 + math.cos(math.pi * p))
+    raise unknown("schedule", schedule, list(SCHEDULES))
+
+
+class _Schedule:
+    """Callable for LambdaLR; `offset`/`length` let `restart_schedule` rewind it (saved in its state_dict)."""
+
+    def __init__(self, schedule: str, total: int, warmup: float):
+        self.schedule, self.warmup, self.offset, self.length = schedule, warmup, 0, total
+
+    def __call__(self, step: int) -> float:
+        return lr_multiplier(self.schedule, step - self.offset, self.length, self.warmup)
+
+
+def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """Adam/AdamW with per-group settings: each parameter joins the first group whose regex matches."""
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    groups: list[dict] = [{**{k: v for k, v in g.items() if k != "pattern"}, "params": [], "pattern": g["pattern"]}
+                          for g in cfg.param_groups]
+    default: list = []
+    for n, p in named:
+        g = next((g for g in groups if re.search(g["pattern"], n)), None)
+        (g["params"] if g else default).append(p)
+    for g in groups:
+        if not g["params"]:
+            raise SMCError(f"param_groups pattern {g['pattern']!r} matches no trainable parameter; fix the regex")
+        del g["pattern"]
+    groups = ([{"params": default}] if default else []) + groups
+    return OPTIMIZERS[cfg.optimizer](groups, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps,
+                                     weight_decay=cfg.weight_decay)
+
+
+def distill_loss(student: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:
+    """T^2 * KL(softmax(teacher/T) || softmax(student/T)), averaged over all positions of the last dim."""
+    s = student.reshape(-1, student.shape[-1]).float() / temperature
+    t = teacher.reshape(-1, teacher.shape[-1]).float() / temperature
+    kl = F.kl_div(F.log_softmax(s, -1), F.log_softmax(t, -1), log_target=True, reduction="batchmean")
+    return kl * temperature ** 2
+
+
+def _training_loss(task, model: nn.Module, batch: dict, teacher: nn.Module | None, distill: dict | None):
+    if teacher is None or distill["hardness"] >= 1.0:
+        return task.loss(model, batch)
+    loss, logits = task.loss_and_logits(model, batch)
+    with torch.no_grad():
+        t_logits = task.logits(teacher, batch)
+    h, temp = distill["hardness"], distill["temperature"]
+    return h * loss + (1 - h) * distill_loss(logits, t_logits, temp)
+
+
+def check_config(cfg: TrainConfig, teacher: nn.Module | None = None) -> None:
+    """Reject a bad config with one clear line, before any work starts."""
+    if cfg.optimizer not in OPTIMIZERS:
+        raise unknown("optimizer", cfg.optimizer, list(OPTIMIZERS))
+    if cfg.schedule not in SCHEDULES:
+        raise unknown("schedule", cfg.schedule, list(SCHEDULES))
+    if cfg.steps is None and cfg.epochs is None:
+        raise SMCError("TrainConfig needs `steps` or `epochs`; e.g. steps=1000")
+    if (cfg.steps is not None and cfg.steps < 1) or (cfg.steps is None and cfg.epochs <= 0):
+        raise SMCError(f"need a positive number of steps/epochs, got steps={cfg.steps} epochs={cfg.epochs}")
+    if cfg.batch_size < 1 or cfg.lr <= 0 or (cfg.eval_every is not None and cfg.eval_every < 1):
+        raise SMCError("batch_size, lr and eval_every must be positive")
+    if (teacher is None) != (cfg.distill is None):
+        raise SMCError("knowledge distillation needs both a teacher model and cfg.distill="
+                       "{'hardness': h, 'temperature': T}; give both or neither")
+    if cfg.distill is not None:
+        if set(cfg.distill) != {"hardness", "temperature"} or not 0 <= cfg.distill["hardness"] <= 1 \
+                or cfg.distill["temperature"] <= 0:
+            raise SMCError(f"bad distill {cfg.distill}; want {{'hardness': 0..1, 'temperature': > 0}}")
+
+
+# ---------------------------------------------------------------------------------------------- checkpoints
+def save_checkpoint(path: Path, payload: dict) -> None:
+    """Atomic write: a crash leaves either the old or the new checkpoint, never half of one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+
+
+def _rng_state() -> dict:
+    return {"torch": torch.get_rng_state(), "python": random.getstate(), "numpy": np.random.get_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
+
+
+def _set_rng_state(s: dict) -> None:
+    torch.set_rng_state(s["torch"])
+    random.setstate(s["python"])
+    np.random.set_state(s["numpy"])
+    if s["cuda"] is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(s["cuda"])
+
+
+def _hooks_call(hooks: Sequence, name: str, state: FitState) -> list:
+    return [getattr(h, name)(state) for h in hooks if hasattr(h, name)]
+
+
+def _train_stream(task, cfg: TrainConfig, epoch: int, skip: int):
+    """Endless (epoch, position, batch) stream; epoch e is shuffled with seed cfg.seed * 100003 + e."""
+    while True:
+        seen = 0
+        for pos, batch in enumerate(task.batches("train", cfg.batch_size, shuffle=True,
+                                                 seed=cfg.seed * 100003 + epoch)):
+            seen += 1
+            if pos >= skip:
+                yield epoch, pos, batch
+        if seen == 0:
+            raise SMCError(f"task {task.name!r} yields no training batches; check its data")
+        epoch, skip = epoch + 1, 0
+
+
+# ---------------------------------------------------------------------------------------------- fit
+def fit(task, model: nn.Module, cfg: TrainConfig, masks: MaskSet | None = None, hooks: Sequence = (),
+        teacher: nn.Module | None = None, checkpoint: Path | str | None = None) -> FitResult:
+    """Train `model` on `task` under `cfg`, keeping `masks` enforced; resume from `checkpoint` if it exists.
+
+    Hooks: plain objects with any of on_fit_start / after_backward / on_step_end / mask_is_final /
+    on_fit_end (each takes a FitState); hooks with `state_dict`/`load_state_dict` are checkpointed too.
+    Returns the best-evaluated weights (among evaluations where the mask is final) if `cfg.select_best`,
+    else the last ones; `metrics` are those of the returned weights on `cfg.eval_split`.
+    """
+    check_config(cfg, teacher)
+    device = resolve_device(cfg.device)
+    seed_everything(cfg.seed)
+    model.to(device)
+    if teacher is not None:
+        teacher.to(device).eval()
+    total = cfg.steps or max(1, math.ceil(cfg.epochs * task.num_batches("train", cfg.batch_size)))
+    optimizer = build_optimizer(model, cfg)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, [_Schedule(cfg.schedule, total, cfg.warmup_steps) for _ in optimizer.param_groups])
+    if masks is not None:
+        masks.to(device).attach(model, optimizer)
+        masks.apply(model)
+    state = FitState(model, optimizer, scheduler, masks, 0, total, cfg, task, device)
+    history: list[dict] = []
+    best: dict | None = None
+    epoch = pos = 0
+    ckpt = Path(checkpoint) if checkpoint is not None else None
+    if ckpt is not None and ckpt.exists():
+        c = torch.load(ckpt, map_location="cpu", weights_only=False)
+        model.load_state_dict(c["model"])
+        optimizer.load_state_dict(c["optimizer"])
+        scheduler.load_state_dict(c["scheduler"])
+        if masks is not None:
+            masks.load_state_dict(c["masks"])
+        for h, hs in zip([h for h in hooks if hasattr(h, "load_state_dict")], c["hooks"]):
+            h.load_state_dict(hs)
+        state.step, epoch, pos, history, best = c["step"], c["epoch"], c["pos"], c["history"], c["best"]
+        state.resumed = True
+        _set_rng_state(c["rng"])
+    _hooks_call(hooks, "on_fit_start", state)
+    if masks is not None:
+        masks.apply(model)
+    re_enforce = masks is not None and any(hasattr(h, "on_step_end") for h in hooks)
+
+    def evaluate_and_save() -> None:
+        nonlocal best
+        with torch.no_grad():
+            metrics = task.evaluate(model, cfg.eval_split)
+        if task.primary_metric not in metrics:
+            raise SMCError(f"task {task.name!r} evaluate() lacks its primary metric {task.primary_metric!r}")
+        final = all(_hooks_call(hooks, "mask_is_final", state))
+        state.metrics = metrics
+        rec = {"step": state.step, **metrics, "mask_final": final,
+               "train_loss": float(state.loss) if state.loss is not None else float("nan")}
+        if masks is not None:
+            rec["sparsity"] = masks.sparsity()
+        history.append(rec)
+        if cfg.select_best and final and (best is None or metrics[task.primary_metric] > best["metrics"][
+                task.primary_metric]):
+            best = {"step": state.step, "metrics": metrics,
+                    "weights": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}}
+        if ckpt is not None:
+            save_checkpoint(ckpt, {
+                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(), "masks": masks.state_dict() if masks is not None else None,
+                "hooks": [h.state_dict() for h in hooks if hasattr(h, "state_dict")],
+                "step": state.step, "epoch": epoch, "pos": pos, "history": history, "best": best,
+                "rng": _rng_state()})
+
+    stream = _train_stream(task, cfg, epoch, pos)
+    bar = tqdm(total=total, initial=state.step, disable=not cfg.progress, desc=f"fit {task.name}", leave=False)
+    model.train()
+    while state.step < total:
+        epoch, p, batch = next(stream)
+        pos = p + 1
+        state.batch = to_device(batch, device)
+        loss = _training_loss(task, model, state.batch, teacher, cfg.distill)
+        if not torch.isfinite(loss):
+            raise SMCError(f"training loss became {float(loss)} at step {state.step}; lower the learning rate")
+        loss.backward()
+        state.loss = loss.detach()
+        _hooks_call(hooks, "after_backward", state)
+        if cfg.grad_clip:
+            nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        if masks is not None:
+            masks.enforce()
+        state.step += 1
+        _hooks_call(hooks, "on_step_end", state)
+        if re_enforce:
+            masks.enforce()
+        bar.update(1)
+        if state.step % 10 == 0:
+            bar.set_postfix(loss=f"{loss.item():.4f}")
+        if cfg.eval_every and state.step % cfg.eval_every == 0 and state.step < total:
+            evaluate_and_save()
+            model.train()
+    bar.close()
+    if not history or history[-1]["step"] != total:
+        evaluate_and_save()
+    _hooks_call(hooks, "on_fit_end", state)
+    metrics = history[-1]
+    if best is not None:
+        model.load_state_dict(best["weights"])
+        metrics = best["metrics"]
+    metrics = {k: v for k, v in metrics.items() if k not in ("step", "mask_final", "train_loss", "sparsity")}
+    return FitResult(model, metrics, history, state.step, best["step"] if best is not None else None)
