@@ -145,10 +145,12 @@ def _validate_section(sec: dict, name: str, path, check_registries: bool) -> Non
             if not isinstance(over, dict) or set(over) - OVERRIDABLE:
                 raise SMCError(f"{where}: {key}.{which} must map section keys (train, task, folds, ...) to values")
             _check_sparsities(where, f"{key}.{which}.sparsities", over.get("sparsities", []))
-            _check_train_keys(f"{where} {key}.{which}", over.get("train") or {})
-    _check_train_keys(where, sec.get("train") or {})
-    if check_registries:
+    if check_registries:  # needs the task, method and training modules (imports torch)
         _check_names(sec, name, where)
+        _check_train_keys(where, sec.get("train") or {})
+        for key in OVERRIDES:
+            for which, over in (sec.get(key) or {}).items():
+                _check_train_keys(f"{where} {key}.{which}", over.get("train") or {})
 
 
 def _check_names(sec: dict, name: str, where: str) -> None:

@@ -5,8 +5,9 @@ a panel per dataset (and model), x = sparsity, y = the task metric, a line per m
 model as a horizontal rule, and the paper's curve for each method drawn faintly (dashed) beside ours
 from `../shared/reference`. `layerwise_chart` is the Figures 6-8 shape: sparsity per layer.
 
-Charts stay offline: importing this module selects altair's `mimetype` renderer (JupyterLab draws
-it with its bundled vega; no CDN), and `to_svg` / `save` render through vl-convert for the report.
+Charts stay offline: importing this module selects altair's `svg` renderer (vl-convert draws the chart
+in the kernel; JupyterLab and the nbconvert report show the SVG, no vega script from a CDN), and
+`to_svg` / `save` write the same SVG for the DVC outputs.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ import pandas as pd
 
 from .results import curves
 
-alt.renderers.enable("mimetype")
+alt.renderers.enable("svg")
 alt.data_transformers.disable_max_rows()
 
 PAPER_FILES = {"arithmetic": "arithmetic_paper.csv"}  # every other task: figures_digitized.csv

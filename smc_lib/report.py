@@ -22,7 +22,7 @@ from .errors import SMCError
 from .results import COLUMNS, failing_summary, load
 
 TEMPLATES = Path(__file__).resolve().parent / "report_templates"
-_VEGALITE = re.compile(r"^application/vnd\.vegalite\.v\d+\+json$")
+_VEGALITE = re.compile(r"^application/vnd\.vegalite\.v\d+[+.]json$")
 _REMOTE = re.compile(r"""(?:<(?:script|img|iframe|source|video|audio|embed)\b[^>]*\bsrc|<link\b[^>]*\bhref)\s*=\s*["']?\s*(?:https?:)?//"""
                      r"""|url\(\s*["']?(?:https?:)?//|@import\s+["']?(?:https?:)?//""", re.I)
 ABOUT = ("SMC-Bench rebuilds the benchmark of <i>Sparsity May Cry</i> (Liu, Chen et al., ICLR 2023): eleven "

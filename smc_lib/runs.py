@@ -103,12 +103,13 @@ class RunResult:
 
 # --------------------------------------------------------------------------- the store
 def result_path(cfg: RunConfig, store: Path | str = DEFAULT_STORE) -> Path:
-    return Path(store) / f"{cfg.key()}.json"
+    """`<store>/<task>/<key>.json`: a folder per task, so each section's DVC stage owns its runs."""
+    return Path(store) / cfg.task / f"{cfg.key()}.json"
 
 
 def run_dir(cfg: RunConfig, store: Path | str = DEFAULT_STORE) -> Path:
     """Checkpoints and method state of one run (created on demand)."""
-    return Path(store) / cfg.key()
+    return Path(store) / cfg.task / cfg.key()
 
 
 def load_result(cfg: RunConfig, store: Path | str = DEFAULT_STORE) -> RunResult | None:
@@ -147,12 +148,24 @@ def execute(cfg: RunConfig, store: Path | str = DEFAULT_STORE, data_dir: Path | 
     store = Path(store)
     if (done := load_result(cfg, store)) is not None:
         return done
-    with _locked(store / f".{cfg.key()}.lock"):
+    with _locked(store / cfg.task / f".{cfg.key()}.lock"):
         if (done := load_result(cfg, store)) is not None:  # another worker finished it meanwhile
             return done
         result = _train(cfg, store, Path(data_dir))
         atomic_write(result_path(cfg, store), result.to_json())
+        _drop_checkpoints(run_dir(cfg, store))
     return result
+
+
+def _drop_checkpoints(folder: Path, keep: tuple[str, ...] = ("model.pt",)) -> None:
+    """A finished run needs no resume state; only the dense weights (`model.pt`) are reused."""
+    for path in sorted(folder.rglob("*"), reverse=True):
+        if path.is_file() and path.name not in keep:
+            path.unlink()
+        elif path.is_dir() and not any(path.iterdir()):
+            path.rmdir()
+    if folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()
 
 
 def _train(cfg: RunConfig, store: Path, data_dir: Path) -> RunResult:

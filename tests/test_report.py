@@ -1,0 +1,128 @@
+"""The report: offline pages (no remote fetch), charts as inline SVG, the failing-sparsity summary."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import pandas as pd
+import pytest
+
+from smc_lib import plots, report, results
+from smc_lib.errors import SMCError
+
+METHODS = ("omp_after", "snip", "gmp", "lth")
+REFERENCE = Path(__file__).resolve().parents[1] / ".." / "shared" / "reference"
+
+
+def fake_table(task: str, datasets: tuple[str, ...], model: str, sparsities=(0.2, 0.36, 0.488)) -> pd.DataFrame:
+    """A results table shaped like a real sweep's: dense at 80, method i losing 0.6·i points per sparsity step."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for ds in datasets:
+        rows.append(dict(task=task, dataset=ds, model=model, method="dense", sparsity=0.0, seed=0, fold=None,
+                         metric="accuracy", value=80.0, achieved_sparsity=0.0, wall_s=1.0))
+        for i, m in enumerate(METHODS):
+            for k, s in enumerate(sparsities):
+                rows.append(dict(task=task, dataset=ds, model=model, method=m, sparsity=s, seed=0, fold=None,
+                                 metric="accuracy", value=80.0 - 0.6 * i * k + rng.uniform(-0.1, 0.1),
+                                 achieved_sparsity=s, wall_s=1.0))
+    t = pd.DataFrame(rows, columns=results.COLUMNS)
+    t["fold"] = t["fold"].astype("Int64")
+    return t
+
+
+def fake_layerwise(sparsity: float = 0.488) -> pd.DataFrame:
+    rows = [dict(method=m, sparsity=sparsity, param=f"encoder.layer.{layer}.{kind}.weight", layer=layer, kind=kind,
+                 numel=100, layer_sparsity=min(0.99, sparsity * (1 + 0.1 * layer)))
+            for m in METHODS for layer in range(4) for kind in ("attention", "ffn")]
+    return pd.DataFrame(rows)
+
+
+def fake_notebook(table: pd.DataFrame, title: str) -> nbformat.NotebookNode:
+    """An 'executed' notebook as papermill leaves it: markdown, a grid chart, a layerwise chart, a table."""
+    grid = plots.sparsity_grid(table, REFERENCE)
+    lw = plots.layerwise_chart(fake_layerwise())
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_markdown_cell(f"# {title}\nAccuracy vs sparsity, $s = 1 - 0.8^k$."),
+        nbformat.v4.new_code_cell("plots.sparsity_grid(table)", outputs=[nbformat.v4.new_output(
+            "display_data", data={"image/svg+xml": plots.to_svg(grid), "text/plain": "<Chart>"})]),
+        # a vega-lite output (as altair's mimetype renderer leaves it): the report must turn it into SVG
+        nbformat.v4.new_code_cell("lw", outputs=[nbformat.v4.new_output(
+            "display_data", data={"application/vnd.vegalite.v6+json": lw.to_dict(), "text/plain": "<Chart>"})]),
+        nbformat.v4.new_code_cell("table.head()", outputs=[nbformat.v4.new_output(
+            "execute_result", data={"text/html": table.head().to_html(), "text/plain": "..."}, execution_count=3)]),
+    ]
+    return nb
+
+
+def make_fake_report(root: Path) -> Path:
+    """A tiny fake sweep (two sections) → results CSVs, executed notebooks → `smc report`; returns index.html."""
+    sections = {"arithmetic": fake_table("arithmetic", ("mawps", "svamp"), "gts"),
+                "commonsense": fake_table("commonsense", ("csqa",), "minilm")}
+    for name, table in sections.items():
+        results.save(table, root / "results" / f"{name}.csv")
+        (root / "notebooks").mkdir(parents=True, exist_ok=True)
+        nbformat.write(fake_notebook(table, name.title()), root / "notebooks" / f"{name}.ipynb")
+    return report.build("cpu", root / "notebooks", root / "results", root / "report")
+
+
+@pytest.fixture(scope="module")
+def fake_report(tmp_path_factory) -> Path:
+    return make_fake_report(tmp_path_factory.mktemp("report"))
+
+
+def test_pages_exist_and_link(fake_report: Path):
+    index = fake_report.read_text()
+    for name in ("arithmetic", "commonsense"):
+        assert (fake_report.parent / f"{name}.html").exists()
+        assert f'href="{name}.html"' in index
+
+
+def test_no_remote_fetch_anywhere(fake_report: Path):
+    for page in fake_report.parent.glob("*.html"):
+        text = page.read_text()
+        assert not re.search(r"<script[^>]+src=", text), page
+        assert "cdnjs" not in text and "cdn.jsdelivr" not in text and "mathjax" not in text.lower(), page
+
+
+def test_vegalite_outputs_become_inline_svg(fake_report: Path):
+    page = (fake_report.parent / "arithmetic.html").read_text()
+    charts = page.count("<svg") + page.count('src="data:image/svg+xml')  # nbconvert inlines SVG as data URIs
+    assert charts >= 2  # the grid and the (converted) layerwise chart
+    assert "vnd.vegalite" not in page
+
+
+def test_summary_has_a_row_per_method(fake_report: Path):
+    tables = pd.read_html(fake_report, attrs={"id": "failing-summary"})
+    summary = tables[0].set_index(tables[0].columns[0])
+    assert sorted(summary.index) == sorted(METHODS)
+    assert summary.loc["omp_after"].str.startswith(">").all()  # i = 0 never drops
+    assert (summary.loc["lth"] == "36%").all()  # i = 3: 1.8 points below dense at the second sparsity
+    assert (summary.loc["snip"] == "49%").all()  # i = 1: 0.6 then 1.2 points below
+
+
+def test_failing_sparsity_rule():
+    t = fake_table("arithmetic", ("mawps",), "gts")
+    f = results.failing_sparsity(t).set_index("method")
+    assert np.isnan(f.loc["omp_after", "failing_sparsity"])
+    assert f.loc["gmp", "failing_sparsity"] == pytest.approx(0.36)  # 1.2 points below at k = 1
+    assert f.loc["snip", "failing_sparsity"] == pytest.approx(0.488)  # 0.6 (k = 1) is within the margin
+    assert (f["dense"] == 80.0).all()
+
+
+def test_report_refuses_remote_scripts(tmp_path: Path):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("x", outputs=[nbformat.v4.new_output(
+        "display_data", data={"text/html": '<script src="https://cdn.jsdelivr.net/npm/vega@5"></script>'})])]
+    (tmp_path / "nb").mkdir()
+    nbformat.write(nb, tmp_path / "nb" / "bad.ipynb")
+    with pytest.raises(SMCError, match="network"):
+        report.build("cpu", tmp_path / "nb", tmp_path / "res", tmp_path / "out")
+
+
+def test_no_notebooks_is_an_error(tmp_path: Path):
+    with pytest.raises(SMCError, match="no executed notebooks"):
+        report.build("cpu", tmp_path, tmp_path, tmp_path / "out")
