@@ -1,0 +1,20 @@
+"""One-shot magnitude pruning (OMP): keep the largest |w|, globally (Han et al. 2015, "Learning both weights
+and connections for efficient neural networks"; for pretrained transformers Chen et al. 2020, "The Lottery
+Ticket Hypothesis for Pre-trained BERT Networks"). `omp_before` prunes the pretrained weights and fine-tunes
+sparse; `omp_after` prunes the dense fine-tuned model and retrains it with the full schedule."""
+from __future__ import annotations
+
+from . import register_method
+from .base import OneShotMethod
+
+
+@register_method("omp_before")
+class OMPBefore(OneShotMethod):
+    name, timing, criterion = "omp_before", "before", "omp"
+    paper = "Han et al. 2015; Chen et al. 2020 (magnitude pruning of the pretrained weights)"
+
+
+@register_method("omp_after")
+class OMPAfter(OneShotMethod):
+    name, timing, criterion = "omp_after", "after", "omp"
+    paper = "Han et al. 2015 (magnitude pruning after fine-tuning, then retraining)"

@@ -1,0 +1,20 @@
+"""Random pruning: keep a seeded uniformly random subset of the weights, globally (so each layer is pruned
+to the target in expectation) — the baseline of Liu et al. 2022, "The Unreasonable Effectiveness of Random
+Pruning". `random_before` prunes the pretrained model; `random_after` the dense fine-tuned one, then
+retrains it with the full schedule."""
+from __future__ import annotations
+
+from . import register_method
+from .base import OneShotMethod
+
+
+@register_method("random_before")
+class RandomBefore(OneShotMethod):
+    name, timing, criterion = "random_before", "before", "random"
+    paper = "Liu et al. 2022, The Unreasonable Effectiveness of Random Pruning (ICLR)"
+
+
+@register_method("random_after")
+class RandomAfter(OneShotMethod):
+    name, timing, criterion = "random_after", "after", "random"
+    paper = "Liu et al. 2022, The Unreasonable Effectiveness of Random Pruning (ICLR)"
