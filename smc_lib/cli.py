@@ -83,5 +83,53 @@ def bench(ctx: click.Context, name: str) -> None:
     importlib.import_module(f"smc_lib.bench.{name}").main(list(ctx.args))
 
 
+@main.command("run")
+@click.option("--task", required=True, help="task name (see `smc tasks`)")
+@click.option("--dataset", required=True)
+@click.option("--method", required=True, help="method id (see `smc methods`)")
+@click.option("--sparsity", type=float, default=0.0, show_default=True, help="fraction of in-scope weights pruned, in [0, 1)")
+@click.option("--model", default=None, help="model name of the task's section (default: its first)")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--fold", type=int, default=None)
+@click.option("--profile", default=None, help="params/<profile>.yaml (default: params.yaml's `profile`)")
+@click.option("--store", default=None, help="run store folder (default: the profile's)")
+@click.option("--data-dir", default=None)
+@click.option("--device", default=None, help="auto | cpu | cuda | cuda:N")
+def run_cmd(**kw) -> None:
+    """Run one (task, dataset, model, method, sparsity, seed) — or print its stored result."""
+    from .runs import cli_run
+
+    click.echo(cli_run(**kw))
+
+
+@main.command("sweep")
+@click.argument("section")
+@click.option("--profile", default=None, help="params/<profile>.yaml (default: params.yaml's `profile`)")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default=None, help="default: the profile's")
+@click.option("--address", default=None, help="Ray cluster address (default: start a local one)")
+@click.option("--method", "methods", multiple=True, help="restrict to these methods (repeatable)")
+@click.option("--dataset", "datasets", multiple=True, help="restrict to these datasets (repeatable)")
+@click.option("--sparsity", "sparsities", multiple=True, type=float, help="restrict to these sparsities")
+@click.option("--out", default=None, help="write the tidy results table to this CSV")
+def sweep_cmd(section: str, **kw) -> None:
+    """Run SECTION's grid (methods × sparsities × datasets × seeds × folds); finished runs are reused."""
+    from .sweep import cli_sweep
+
+    table = cli_sweep(section, **kw)
+    click.echo(table.to_string(index=False) if len(table) else "no runs")
+
+
+@main.command("report")
+@click.option("--profile", default=None)
+@click.option("--notebooks", default="outputs/notebooks", show_default=True)
+@click.option("--results", default="outputs/results", show_default=True)
+@click.option("--out", default="outputs/report", show_default=True)
+def report_cmd(profile, notebooks, results, out) -> None:
+    """Render outputs/report/index.html (offline HTML) from the executed notebooks and results."""
+    from .report import build
+
+    click.echo(build(profile, notebooks, results, out))
+
+
 if __name__ == "__main__":
     main()
