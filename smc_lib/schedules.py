@@ -80,7 +80,7 @@ def imp_rounds(target: float, rate: float = 0.2) -> list[float]:
     rounds: list[float] = []
     k = 1
     while True:
-        s = 1.0 - (1.0 - rate) ** k
+        s = round(1.0 - (1.0 - rate) ** k, 12)      # 0.2, not 0.19999999999999996
         if s >= target - 1e-9:
             return rounds + [target]
         rounds.append(s)
