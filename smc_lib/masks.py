@@ -5,13 +5,14 @@ highest scores with an *exact* count (global: round(s * n) pruned over the whole
 magnitude pruning of Liu, Chen et al. ICLR 2023 / Frankle & Carbin 2019; layer-wise: round(s * n_p) per
 parameter) and a deterministic order (score, then flat index over the parameters in dict order), without
 concatenating the scores (see `selection.py`).
-Enforcement re-zeros pruned weights after each optimizer step with one `torch._foreach_mul_`, so a pruned
+Enforcement re-zeros pruned weights after each optimizer step with one in-place multiply per tensor, so a pruned
 weight is exactly 0.0 at every forward pass without duplicating weights as `torch.nn.utils.prune` does.
 """
 from __future__ import annotations
 
 from typing import Callable, Mapping
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -24,6 +25,25 @@ _ADAM_MOMENTS = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
 
 
 # ---------------------------------------------------------------------------------------------- MaskSet
+_NUMPY_DTYPES = (torch.float16, torch.float32, torch.float64)
+
+
+def zero_pruned(params: list[Tensor], masks: list[Tensor]) -> None:
+    """p *= mask in place, without a float copy of the mask: NumPy's bool→float multiply on CPU (about 3x
+    faster than torch's, which first materialises a 4-byte copy of the mask), `_foreach_mul_` on CUDA."""
+    with torch.no_grad():
+        rest_p, rest_m = [], []
+        for p, m in zip(params, masks):
+            if p.is_cuda or p.dtype not in _NUMPY_DTYPES:
+                rest_p.append(p)
+                rest_m.append(m)
+            else:
+                a = p.detach().numpy()
+                np.multiply(a, m.numpy(), out=a)
+        if rest_p:
+            torch._foreach_mul_(rest_p, rest_m)
+
+
 def _named(model_or_params: nn.Module | Mapping[str, Tensor]) -> dict[str, Tensor]:
     if isinstance(model_or_params, nn.Module):
         return dict(model_or_params.named_parameters())
@@ -92,9 +112,7 @@ class MaskSet:
         if missing:
             raise SMCError(f"the model has no parameter {missing[0]!r} (and {len(missing) - 1} more) of this MaskSet; "
                            "build the masks from this model's scope")
-        with torch.no_grad():
-            for n, m in self.masks.items():
-                params[n].mul_(m.to(params[n].device))
+        zero_pruned([params[n] for n in self.masks], [m.to(params[n].device) for n, m in self.masks.items()])
 
     def attach(self, model: nn.Module, optimizer: torch.optim.Optimizer | None = None) -> None:
         """Remember the model's parameters (and optimizer) for `enforce` and `clear_optimizer_state`."""
@@ -110,11 +128,10 @@ class MaskSet:
         self._optimizer = optimizer
 
     def enforce(self) -> None:
-        """Re-zero pruned weights (after each optimizer step): one fused multiply, no copies."""
+        """Re-zero pruned weights (after each optimizer step): one multiply per tensor, no copies."""
         if self._params is None:
             raise SMCError("MaskSet.enforce() before attach(model, optimizer); call masks.attach first")
-        with torch.no_grad():
-            torch._foreach_mul_(self._params, list(self.masks.values()))
+        zero_pruned(self._params, list(self.masks.values()))
 
     def clear_optimizer_state(self, optimizer: torch.optim.Optimizer | None = None,
                               changed: Mapping[str, Tensor] | None = None) -> None:

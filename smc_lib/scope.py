@@ -23,8 +23,8 @@ _LAYER = re.compile(r"(?:^|\.)(?:layer|layers|h|block|blocks)\.(\d+)\.")
 _ATTENTION = re.compile(
     r"(?:^|\.)(?:query|key|value|q_proj|k_proj|v_proj|out_proj|attention\.output\.dense|attn\.\w+)\.weight$")
 _FFN = re.compile(r"(?:^|\.)(?:intermediate\.dense|(?<!attention\.)output\.dense|fc1|fc2|mlp\.\w+)\.weight$")
-_EMBEDDING = re.compile(r"embed", re.IGNORECASE)
-_HEAD = re.compile(r"(?:^|\.)(?:classifier|lm_head|head|heads|pooler|qa_outputs|score|regression)(?:\.|$)")
+_EMBEDDING = re.compile(r"embed|(?:^|\.)(?:shared|wte|wpe)\.weight$", re.IGNORECASE)
+_HEAD = re.compile(r"(?:^|\.)(?:\w*head|\w*heads|classifier|pooler|qa_outputs|score|regression)(?:\.|$)")
 
 #: `encoder` policy: a layer-indexed attention or FFN weight matrix (BERT, RoBERTa, ESM, mBART naming).
 ENCODER_PATTERNS: tuple[str, ...] = (

@@ -51,7 +51,8 @@ class ScoreView:
 
     def __init__(self, scores: Mapping[str, Tensor], transform: Callable[[Tensor], Tensor] | None = None,
                  keep: Mapping[str, Tensor] | None = None):
-        self.scores, self.transform, self.keep = scores, transform, keep
+        self.scores = {n: v.detach() for n, v in scores.items()}
+        self.transform, self.keep = transform, keep
         self._buf: Tensor | None = None
 
     def _transform_into_buffer(self, c: Tensor) -> Tensor:
@@ -156,10 +157,14 @@ def _bracket_chunk(v: Tensor, out: Tensor, lo: float, hi: float) -> tuple[Tensor
     """Write `v > lo` into `out`; return the positions and values of lo < v <= hi, and #(v > lo). NumPy on CPU: its
     comparisons and counts are several times faster than torch's for bool outputs."""
     if v.is_cuda or v.dtype not in _NUMPY_DTYPES:
+        if torch.isnan(v).any():
+            raise SMCError("the scores contain NaN; make them finite (or -inf)")
         torch.gt(v, lo, out=out)
         idx = torch.nonzero(out & (v <= hi)).view(-1)
         return idx, v[idx], int(torch.count_nonzero(out))
     vn, on = v.numpy(), out.numpy()
+    if np.isnan(vn.max()):                             # max propagates NaN: a cheap read-only check
+        raise SMCError("the scores contain NaN; make them finite (or -inf)")
     np.greater(vn, lo, out=on)
     inside = np.less_equal(vn, hi)
     np.logical_and(inside, on, out=inside)

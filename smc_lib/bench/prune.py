@@ -1,0 +1,144 @@
+"""`smc bench prune`: global magnitude pruning of a RoBERTa-large-shaped model, ours vs torch.nn.utils.prune.
+
+The model has random fp32 weights in RoBERTa-large's shapes (24 layers of 4 x 1024^2 attention + 2 x 1024*4096
+FFN matrices, a 50265 x 1024 embedding: 353.5 M weights), all in scope, pruned globally to 50 % by |w| as the
+OMP baselines of Liu, Chen et al. (ICLR 2023) do. Each side runs in its own subprocess (same threads), so the
+baseline's memory cannot pollute ours: a background thread samples the resident set (/proc/self/statm) and
+`extra_rss_gb` is its peak growth during pruning (our masks, 1 byte per weight, included).
+Ends with one JSON line: {"bench": "prune", "ours_s", "torch_s", "speedup", "extra_rss_gb"}.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import threading
+import time
+
+import torch
+from torch import nn
+
+
+class _Block(nn.Module):
+    def __init__(self, h: int):
+        super().__init__()
+        for name in ("query", "key", "value", "out"):
+            setattr(self, name, nn.utils.skip_init(nn.Linear, h, h, bias=False))
+        self.fc1 = nn.utils.skip_init(nn.Linear, h, 4 * h, bias=False)
+        self.fc2 = nn.utils.skip_init(nn.Linear, 4 * h, h, bias=False)
+
+
+def build_model(layers: int, hidden: int, vocab: int, seed: int = 0) -> nn.Module:
+    """RoBERTa-large-shaped weight matrices (no biases or norms: they are never pruned anyway)."""
+    model = nn.Module()
+    model.embeddings = nn.utils.skip_init(nn.Embedding, vocab, hidden)
+    model.layer = nn.ModuleList(_Block(hidden) for _ in range(layers))
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0.0, 0.02, generator=g)
+    return model
+
+
+def prune_ours(model: nn.Module, sparsity: float) -> int:
+    from ..masks import MaskSet
+    from ..scope import prunable
+
+    params = prunable(model, "all")
+    masks = MaskSet.from_scores(params, sparsity, transform=torch.abs)
+    masks.apply(params)
+    return masks.n_pruned()
+
+
+def prune_torch(model: nn.Module, sparsity: float) -> int:
+    from torch.nn.utils import prune
+
+    targets = [(m, "weight") for m in model.modules() if isinstance(m, (nn.Linear, nn.Embedding))]
+    prune.global_unstructured(targets, pruning_method=prune.L1Unstructured, amount=sparsity)
+    return sum(int((m.weight_mask == 0).sum()) for m, _ in targets)
+
+
+class RssSampler(threading.Thread):
+    """Peak resident-set growth over a baseline, sampled every `period` seconds from /proc/self/statm."""
+
+    def __init__(self, period: float = 0.002):
+        super().__init__(daemon=True)
+        self.period, self.stop_flag = period, threading.Event()
+        self.page = os.sysconf("SC_PAGE_SIZE")
+        self.base = self.peak = self.rss()
+
+    def rss(self) -> int:
+        try:
+            with open("/proc/self/statm") as f:
+                return int(f.read().split()[1]) * self.page
+        except OSError:                                    # not Linux: peak RSS since start (coarser)
+            return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+    def run(self) -> None:
+        while not self.stop_flag.is_set():
+            self.peak = max(self.peak, self.rss())
+            time.sleep(self.period)
+
+    def stop(self) -> float:
+        self.stop_flag.set()
+        self.join()
+        self.peak = max(self.peak, self.rss())
+        return (self.peak - self.base) / 1e9
+
+
+def run_side(side: str, args: argparse.Namespace) -> dict:
+    """Build the model, then time and memory-profile one pruning implementation."""
+    model = build_model(args.layers, args.hidden, args.vocab)
+    n = sum(p.numel() for p in model.parameters())
+    fn = prune_ours if side == "ours" else prune_torch
+    sampler = RssSampler()
+    sampler.start()
+    t0 = time.perf_counter()
+    pruned = fn(model, args.sparsity)
+    seconds = time.perf_counter() - t0
+    extra = sampler.stop()
+    return {"side": side, "seconds": seconds, "extra_rss_gb": extra, "n_params": n, "pruned": pruned,
+            "expected_pruned": round(args.sparsity * n)}
+
+
+def _child(side: str, args: argparse.Namespace) -> dict:
+    cmd = [sys.executable, "-m", "smc_lib.bench.prune", "--side", side, "--layers", str(args.layers),
+           "--hidden", str(args.hidden), "--vocab", str(args.vocab), "--sparsity", str(args.sparsity),
+           "--threads", str(args.threads)]
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(f"bench prune --side {side} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(prog="smc bench prune", description=__doc__.split("\n")[0])
+    ap.add_argument("--layers", type=int, default=24)
+    ap.add_argument("--hidden", type=int, default=1024)
+    ap.add_argument("--vocab", type=int, default=50265)
+    ap.add_argument("--sparsity", type=float, default=0.5)
+    ap.add_argument("--threads", type=int, default=1, help="torch/OMP threads for both sides (default 1: the "
+                    "shared machine's cores are contended; more threads made both sides noisier here)")
+    ap.add_argument("--side", choices=["ours", "torch"], help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    if args.side:
+        print(json.dumps(run_side(args.side, args)))
+        return {}
+    ours, base = _child("ours", args), _child("torch", args)
+    for r in (ours, base):
+        print(f"{r['side']:6s} {r['seconds']:8.3f} s  +{r['extra_rss_gb']:.3f} GB RSS  "
+              f"pruned {r['pruned']:,} of {r['n_params']:,} (expected {r['expected_pruned']:,})")
+    result = {"bench": "prune", "ours_s": round(ours["seconds"], 4), "torch_s": round(base["seconds"], 4),
+              "speedup": round(base["seconds"] / ours["seconds"], 2), "extra_rss_gb": round(ours["extra_rss_gb"], 4),
+              "torch_extra_rss_gb": round(base["extra_rss_gb"], 4), "n_params": ours["n_params"],
+              "exact": ours["pruned"] == ours["expected_pruned"], "threads": args.threads}
+    print(json.dumps(result))
+    return result
+
+
+if __name__ == "__main__":
+    main()
