@@ -1,0 +1,112 @@
+"""A bidirectional GRU whose backward pass computes weight gradients in one matrix product.
+
+Why: on CPU, autograd through `nn.GRU` (and through any step-by-step GRU) forms and accumulates a full
+(3H × H) weight gradient at every time step; with GTS's batch of 4 and hidden 512 that memory traffic,
+not arithmetic, dominates a training step. Here the recurrence runs without autograd and a hand-written
+backward walks the sequence once, collecting the gate gradients of all steps; the weight gradients are
+then single (3H × T·B) · (T·B × H) products. Same equations and parameter layout as `torch.nn.GRU`
+(gates r, z, n; Cho et al. 2014), checked against it in tests/test_arithmetic_models.py.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+class _GRUFunction(torch.autograd.Function):
+    """One unidirectional GRU layer over (T, B, E) with zero initial state."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor, b_hh: Tensor) -> Tensor:
+        T, B, _ = x.shape
+        H = w_hh.size(1)
+        gi = F.linear(x, w_ih, b_ih)  # (T, B, 3H)
+        h = x.new_zeros(B, H)
+        hs, rs, zs, ns, ghn = [], [], [], [], []
+        for t in range(T):
+            gh = F.linear(h, w_hh, b_hh)
+            i_r, i_z, i_n = gi[t].chunk(3, dim=1)
+            h_r, h_z, h_n = gh.chunk(3, dim=1)
+            r, z = torch.sigmoid(i_r + h_r), torch.sigmoid(i_z + h_z)
+            n = torch.tanh(i_n + r * h_n)
+            hs.append(h)
+            h = n + z * (h - n)
+            rs.append(r), zs.append(z), ns.append(n), ghn.append(h_n)
+        hs.append(h)
+        out = torch.stack(hs[1:])
+        ctx.save_for_backward(x, w_ih, w_hh, torch.stack(hs[:-1]), torch.stack(rs), torch.stack(zs),
+                              torch.stack(ns), torch.stack(ghn))
+        return out
+
+    @staticmethod
+    def backward(ctx, d_out: Tensor):
+        x, w_ih, w_hh, h_prev, r, z, n, ghn = ctx.saved_tensors
+        T, B, H = h_prev.shape
+        d_gi = x.new_empty(T, B, 3 * H)
+        d_gh = x.new_empty(T, B, 3 * H)
+        dh = x.new_zeros(B, H)
+        for t in reversed(range(T)):
+            dh = dh + d_out[t]
+            d_n = dh * (1 - z[t]) * (1 - n[t] * n[t])
+            d_z = dh * (h_prev[t] - n[t]) * z[t] * (1 - z[t])
+            d_r = d_n * ghn[t] * r[t] * (1 - r[t])
+            d_gi[t] = torch.cat([d_r, d_z, d_n], dim=1)
+            d_gh[t] = torch.cat([d_r, d_z, d_n * r[t]], dim=1)
+            dh = dh * z[t] + d_gh[t] @ w_hh
+        flat_gi, flat_gh = d_gi.reshape(T * B, 3 * H), d_gh.reshape(T * B, 3 * H)
+        d_x = (flat_gi @ w_ih).reshape(x.shape)
+        d_w_ih = flat_gi.t() @ x.reshape(T * B, -1)
+        d_w_hh = flat_gh.t() @ h_prev.reshape(T * B, H)
+        return d_x, d_w_ih, d_w_hh, flat_gi.sum(0), flat_gh.sum(0)
+
+
+class GRULayer(nn.Module):
+    """Parameters named and initialised like one direction of one layer of `nn.GRU`."""
+
+    def __init__(self, in_dim: int, hidden: int):
+        super().__init__()
+        self.weight_ih = nn.Parameter(torch.empty(3 * hidden, in_dim))
+        self.weight_hh = nn.Parameter(torch.empty(3 * hidden, hidden))
+        self.bias_ih = nn.Parameter(torch.empty(3 * hidden))
+        self.bias_hh = nn.Parameter(torch.empty(3 * hidden))
+        bound = 1.0 / math.sqrt(hidden)
+        for p in self.parameters():
+            nn.init.uniform_(p, -bound, bound)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """x (T, B, E) → hidden states (T, B, H)."""
+        return _GRUFunction.apply(x, self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
+
+
+def reverse_within(x: Tensor, lengths: Tensor) -> Tensor:
+    """Reverse each sequence of (B, T, D) inside its own length, leaving the padding where it is."""
+    T = x.size(1)
+    idx = torch.arange(T, device=x.device)[None, :]
+    lengths = lengths.to(x.device)[:, None]
+    rev = torch.where(idx < lengths, lengths - 1 - idx, idx)
+    return x.gather(1, rev.unsqueeze(-1).expand(-1, -1, x.size(-1)))
+
+
+class BiGRU(nn.Module):
+    """Stacked bidirectional GRU over padded (B, T, E); returns (forward states, backward states)."""
+
+    def __init__(self, in_dim: int, hidden: int, layers: int = 2, dropout: float = 0.0):
+        super().__init__()
+        self.layers = nn.ModuleList(
+            nn.ModuleList([GRULayer(in_dim if i == 0 else 2 * hidden, hidden) for _ in range(2)])
+            for i in range(layers))
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+        h = x
+        for i, (fwd, bwd) in enumerate(self.layers):
+            if i > 0:
+                h = self.drop(h)
+            f = fwd(h.transpose(0, 1)).transpose(0, 1)
+            b = reverse_within(bwd(reverse_within(h, lengths).transpose(0, 1)).transpose(0, 1), lengths)
+            h = torch.cat([f, b], dim=-1)
+        H = h.size(-1) // 2
+        return h[..., :H], h[..., H:]
