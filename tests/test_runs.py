@@ -1,0 +1,108 @@
+"""Runs: content-hash identity, the result cache, the shared dense checkpoint, provenance."""
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+
+from smc_lib import runs
+from smc_lib.errors import SMCError
+from smc_lib.runs import RunConfig, execute, load_result, result_path, run_dir
+
+TOY_TASK = {"n_train": 256, "n_dev": 64, "n_test": 64}
+TOY_TRAIN = {"steps": 12, "eval_every": 6}
+
+
+def toy(method: str = "omp_after", sparsity: float = 0.5, **kw) -> RunConfig:
+    return RunConfig(task="toy", dataset="toy", model="toy", method=method,
+                     sparsity=0.0 if method == "dense" else sparsity, profile="test", device="cpu",
+                     task_params=TOY_TASK, train=TOY_TRAIN, **kw)
+
+
+@pytest.fixture
+def count_training(monkeypatch) -> list[RunConfig]:
+    """Every call of the one function that trains, in order."""
+    calls: list[RunConfig] = []
+    real = runs._train
+
+    def counted(cfg, store, data_dir):
+        calls.append(cfg)
+        return real(cfg, store, data_dir)
+
+    monkeypatch.setattr(runs, "_train", counted)
+    return calls
+
+
+def test_key_is_a_content_hash():
+    a, b = toy(), toy()
+    assert a.key() == b.key() and len(a.key()) == 16
+    assert dataclasses.replace(a, device="cuda").key() == a.key()  # where it runs is not what it is
+    for change in ({"sparsity": 0.36}, {"seed": 1}, {"fold": 0}, {"profile": "paper"}, {"method": "snip"},
+                   {"train": {**TOY_TRAIN, "lr": 0.01}}, {"task_params": {**TOY_TASK, "dim": 8}}):
+        assert dataclasses.replace(a, **change).key() != a.key(), change
+
+
+def test_rerun_is_served_from_the_store(tmp_path: Path, count_training):
+    first = execute(toy("dense"), tmp_path)
+    again = execute(toy("dense"), tmp_path)
+    assert len(count_training) == 1
+    assert not first.cached and again.cached
+    assert again.metrics == first.metrics and again.key == first.key
+
+
+def test_result_record(tmp_path: Path):
+    res = execute(toy("omp_before", 0.5), tmp_path)
+    stored = json.loads(result_path(toy("omp_before", 0.5), tmp_path).read_text())
+    assert stored["key"] == res.key and stored["config"]["method"] == "omp_before"
+    assert res.achieved_sparsity == pytest.approx(0.5, abs=1e-3)
+    assert {"accuracy", "loss"} <= set(res.metrics) and res.primary_metric == "accuracy"
+    assert res.layerwise and {"param", "layer", "kind", "numel", "sparsity"} <= set(res.layerwise[0])
+    assert res.versions["torch"] and res.versions["python"]
+    assert res.wall_s > 0 and res.steps == TOY_TRAIN["steps"]
+    assert res.train_config["steps"] == TOY_TRAIN["steps"] and res.train_config["device"] == "cpu"
+    assert res.git_revision is None or len(res.git_revision.split("+")[0]) == 40
+    assert not run_dir(toy("omp_before", 0.5), tmp_path).exists()  # resume state is dropped when done
+
+
+def test_after_methods_share_one_dense_run(tmp_path: Path, count_training):
+    execute(toy("omp_after", 0.2), tmp_path)
+    execute(toy("random_after", 0.5), tmp_path)
+    trained = [c.method for c in count_training]
+    assert trained.count("dense") == 1, trained
+    assert (run_dir(toy("dense"), tmp_path) / "model.pt").exists()
+    assert load_result(toy("dense"), tmp_path) is not None
+
+
+def test_dense_model_is_the_fine_tuned_one(tmp_path: Path):
+    import torch
+
+    dense = execute(toy("dense"), tmp_path)
+    model = runs.dense_model(toy("omp_after"), tmp_path, "data")
+    from smc_lib.tasks import get_task
+
+    task = get_task("toy")("toy", "toy", "data", seed=0, **TOY_TASK)
+    assert task.evaluate(model)["accuracy"] == pytest.approx(dense.metrics["accuracy"])
+    fresh = task.build_model()
+    assert not torch.equal(fresh.fc1.weight, model.fc1.weight)
+
+
+def test_corrupt_result_names_the_file(tmp_path: Path):
+    path = result_path(toy("dense"), tmp_path)
+    path.parent.mkdir(parents=True)
+    path.write_text("{not json")
+    with pytest.raises(SMCError, match=path.name):
+        execute(toy("dense"), tmp_path)
+
+
+def test_bad_configs_fail_before_training():
+    with pytest.raises(SMCError, match=r"\[0, 1\)"):
+        toy(sparsity=1.0)
+    with pytest.raises(SMCError, match="dense"):
+        RunConfig(task="toy", dataset="toy", model="toy", method="dense", sparsity=0.5)
+
+
+def test_atomic_write_leaves_no_temporary(tmp_path: Path):
+    runs.atomic_write(tmp_path / "a.json", "{}")
+    assert [p.name for p in tmp_path.iterdir()] == ["a.json"]
