@@ -5,6 +5,10 @@
 active profile (`profile: cpu`). A profile is validated when loaded, so a typo fails in a second with
 the file and the fix, not after an hour of training.
 
+Relative paths in a profile (`data_dir`, `reference_dir`, `store`, `out_dir`) are resolved against the
+checkout (the folder holding `params/`), so a notebook opened in JupyterLab (cwd `notebooks/`) reads and
+writes the same files as `dvc repro` (cwd the checkout).
+
 Layout (plain data): global keys (`device`, `seeds`, `executor`, `ray`, ...) and one section per task
 family (`arithmetic:`, `commonsense:`, ...). A section lists `datasets`, `models`, `methods`,
 `sparsities`, `seeds`, `folds` and the settings passed through to the code: `task` (Task(**params)),
@@ -16,6 +20,7 @@ report}) and `notebook` (free-form knobs for the section's notebook). A section 
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -27,7 +32,7 @@ from .errors import SMCError
 PAPER_SPARSITIES = tuple(round(1 - 0.8**k, 4) for k in range(1, 11))  # 0.2, 0.36, 0.488, ... 0.8926
 DEFAULT_PROFILE = "cpu"
 GLOBAL_KEYS = {
-    "profile": str, "device": str, "data_dir": str, "reference_dir": str, "store": str,
+    "profile": str, "device": str, "data_dir": str, "reference_dir": str, "store": str, "out_dir": str,
     "executor": str, "ray": dict, "seeds": list, "sparsities": list,
 }
 SECTION_KEYS = {
@@ -39,6 +44,7 @@ INHERITED = ("seeds", "sparsities")  # section keys that fall back to the global
 OVERRIDES = ("per_model", "per_dataset")  # applied in this order
 MERGED = ("task", "train", "method_options")
 OVERRIDABLE = set(SECTION_KEYS) - {"per_dataset", "per_model", "datasets", "models", "implemented"}  # override keys merged into the section's mapping, not replaced
+PATHS = {"data_dir": "data", "reference_dir": "../shared/reference", "store": "outputs/runs", "out_dir": "outputs"}
 RAY_KEYS = {"address", "num_cpus", "num_gpus_per_run", "num_cpus_per_run"}
 EXECUTORS = ("local", "ray")
 _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
@@ -88,6 +94,9 @@ def load_profile(profile: str | Path | None = None, check_registries: bool = Tru
     data.setdefault("executor", "local")
     validate(data, path, check_registries)
     data["path"] = str(path)
+    base = path.resolve().parent.parent if path.resolve().parent.name == "params" else path.resolve().parent
+    for key, default in PATHS.items():  # relative to the checkout, so JupyterLab (cwd notebooks/) agrees with DVC
+        data[key] = os.path.normpath(base / (data.get(key) or default))
     return data
 
 
