@@ -134,8 +134,9 @@ class ArithmeticTask(Task):
 
     def default_train_config(self) -> TrainConfig:
         """Table 4 of the paper (Adam, 50 epochs, weight decay 1e-5; the embedder gets its own LR).
-        The reference code halves the LR every 20 epochs; we use a cosine decay over the run instead."""
+        The reference code halves the LR every 20 epochs; we use a cosine decay over the run instead.
+        A random word embedding (no pretrained weights) trains at the model's LR, as in the original GTS."""
         lr, emb_lr = LR[self.model_name]
+        groups = [] if self.embedder_name == RANDOM else [{"pattern": r"^embedder\.", "lr": emb_lr}]
         return TrainConfig(epochs=50, batch_size=8 if self.dataset == "svamp" else 4, optimizer="adam", lr=lr,
-                           weight_decay=1e-5, param_groups=[{"pattern": r"^embedder\.", "lr": emb_lr}],
-                           schedule="cosine")
+                           weight_decay=1e-5, param_groups=groups, schedule="cosine")

@@ -1,0 +1,100 @@
+"""`smc bench gts`: one training epoch of GTS on MAWPS fold 0, then beam-search evaluation of dev.
+
+The setting of the issue's speed check: a randomly initialised word embedding (no pretrained embedder),
+batch 4, hidden 512, Adam at LR 1e-3, constant LR. Before the epoch, the reference way of computing the
+same loss (math_seq2tree's packed `nn.GRU` + position-by-position tree decoding with Python stacks, see
+`smc_lib.tasks.arithmetic.reference`) and ours are timed on the same batches, interleaved, in this
+process, on two copies of the same model: the ratio holds even when the machine is shared. The last line
+is JSON: {"bench": "gts", "epoch_s", "eval_s", "dev_acc", "ours_step_s", "reference_step_s", "speedup"}.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import dataclasses
+import json
+import time
+
+import torch
+
+from ..tasks.arithmetic.reference import packed_gru_like, reference_loss
+from ..tasks.arithmetic.task import ArithmeticTask
+from ..train import build_optimizer
+
+
+def _step(loss_fn, model, optimizer, batch) -> float:
+    start = time.perf_counter()
+    loss = loss_fn(batch)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return time.perf_counter() - start
+
+
+def compare_steps(task: ArithmeticTask, model, cfg, n: int) -> tuple[float, float]:
+    """Median seconds per training step, ours vs the reference, over the same `n` batches (interleaved)."""
+    ours, ref = copy.deepcopy(model), copy.deepcopy(model)
+    gru = packed_gru_like(ref)
+    ref.encoder.gru = None  # the reference model trains the packed nn.GRU instead
+    ref.ref_gru = gru
+    opt_ours, opt_ref = build_optimizer(ours, cfg), build_optimizer(ref, cfg)
+    t_ours, t_ref = [], []
+    for i, batch in enumerate(task.batches("train", cfg.batch_size, shuffle=True, seed=1)):
+        if i >= n:
+            break
+        t_ours.append(_step(ours, ours, opt_ours, batch))
+        t_ref.append(_step(lambda b: reference_loss(ref, gru, b), ref, opt_ref, batch))
+    return float(torch.tensor(t_ours).median()), float(torch.tensor(t_ref).median())
+
+
+def train_epoch(task: ArithmeticTask, model, cfg) -> float:
+    optimizer = build_optimizer(model, cfg)
+    model.train()
+    start = time.perf_counter()
+    for batch in task.batches("train", cfg.batch_size, shuffle=True, seed=cfg.seed):
+        _step(model, model, optimizer, batch)
+    return time.perf_counter() - start
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="smc bench gts", description=__doc__.split("\n")[0])
+    p.add_argument("--data-dir", default="data")
+    p.add_argument("--fold", type=int, default=0)
+    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--hidden", type=int, default=512)
+    p.add_argument("--embedding-dim", type=int, default=768, help="size of the random word embedding")
+    p.add_argument("--compare-steps", type=int, default=30, help="batches timed for ours vs reference (0: skip)")
+    p.add_argument("--max-train", type=int, default=None, help="train on the first N problems only (smoke runs)")
+    p.add_argument("--max-eval", type=int, default=None)
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    p.add_argument("--seed", type=int, default=0)
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    task = ArithmeticTask("mawps", "gts", args.data_dir, fold=args.fold, seed=args.seed, embedder="random",
+                          hidden=args.hidden, embedding_dim=args.embedding_dim, max_train=args.max_train,
+                          max_eval=args.max_eval)
+    cfg = dataclasses.replace(task.default_train_config(), batch_size=args.batch_size, seed=args.seed)
+    model = task.build_model()
+    out: dict = {"bench": "gts"}
+    if args.compare_steps:
+        ours, ref = compare_steps(task, model, cfg, args.compare_steps)
+        out.update(ours_step_s=round(ours, 4), reference_step_s=round(ref, 4), speedup=round(ref / ours, 2))
+        print(f"per training step (median of {args.compare_steps}): ours {ours:.3f} s, reference {ref:.3f} s "
+              f"-> {ref / ours:.2f}x", flush=True)
+    out["epoch_s"] = round(train_epoch(task, model, cfg), 1)
+    start = time.perf_counter()
+    out["dev_acc"] = round(task.evaluate(model, "dev")["accuracy"], 2)
+    out["eval_s"] = round(time.perf_counter() - start, 1)
+    out.update(steps=task.num_batches("train", cfg.batch_size), threads=torch.get_num_threads())
+    print(json.dumps({k: out[k] for k in ["bench", "epoch_s", "eval_s", "dev_acc"] + [
+        k for k in out if k not in ("bench", "epoch_s", "eval_s", "dev_acc")]}))
+    return out
+
+
+if __name__ == "__main__":
+    main()
