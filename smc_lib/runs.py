@@ -179,7 +179,8 @@ def _train(cfg: RunConfig, store: Path, data_dir: Path) -> RunResult:
 
     task_cls = get_task(cfg.task)
     task = task_cls(cfg.dataset, cfg.model, data_dir, fold=cfg.fold, seed=cfg.seed, **cfg.task_params)
-    train_cfg = dataclasses.replace(task.default_train_config(), **cfg.train, seed=cfg.seed, device=cfg.device)
+    overrides = {k: tuple(v) if k == "betas" else v for k, v in cfg.train.items()}  # YAML lists → tuples
+    train_cfg = dataclasses.replace(task.default_train_config(), **overrides, seed=cfg.seed, device=cfg.device)
     scope = cfg.scope or task.default_scope
     method = get_method(cfg.method)(cfg.sparsity, scope=scope, layerwise=cfg.layerwise, **cfg.method_options)
     ckpt_dir = run_dir(cfg, store)
@@ -276,22 +277,29 @@ def run(task: str, dataset: str, method: str, sparsity: float = 0.0, model: str 
         seed: int = 0, fold: int | None = None, profile: str | None = None, store: Path | str | None = None,
         data_dir: Path | str | None = None, device: str | None = None) -> RunResult:
     """One run with the settings of `profile`'s section for `task` (`from smc_lib import run`)."""
-    from .sweep import make_config
+    cfg, store, data_dir = _resolve(task, dataset, method, sparsity, model, seed, fold, profile, store, data_dir,
+                                    device)
+    return execute(cfg, store, data_dir)
+
+
+def _resolve(task, dataset, method, sparsity, model, seed, fold, profile, store, data_dir, device):
     from .config import load_profile
+    from .sweep import make_config
 
     prof = load_profile(profile)
     cfg = make_config(prof, task, dataset=dataset, method=method, sparsity=sparsity, model=model, seed=seed,
                       fold=fold, device=device)
-    return execute(cfg, store or prof.get("store", DEFAULT_STORE), data_dir or prof.get("data_dir", "data"))
+    return cfg, Path(store or prof["store"]), Path(data_dir or prof["data_dir"])
 
 
 def cli_run(task: str, dataset: str, method: str, sparsity: float, model: str | None = None, seed: int = 0,
             fold: int | None = None, profile: str | None = None, store: str | None = None,
             data_dir: str | None = None, device: str | None = None) -> str:
-    """`smc run ...`: run (or fetch) one run and return a one-screen summary for the terminal."""
-    res = run(task, dataset, method, sparsity, model=model, seed=seed, fold=fold, profile=profile, store=store,
-              data_dir=data_dir, device=device)
+    """`smc run ...`: run (or fetch) one run and return a one-line summary for the terminal."""
+    cfg, store_dir, data = _resolve(task, dataset, method, sparsity, model, seed, fold, profile, store, data_dir,
+                                    device)
+    res = execute(cfg, store_dir, data)
     metrics = ", ".join(f"{k}={v:.2f}" for k, v in res.metrics.items())
     how = "cached" if res.cached else f"trained in {res.wall_s:.1f}s"
-    return (f"{RunConfig(**res.config).label()}  {metrics}  achieved_sparsity={res.achieved_sparsity:.4f}  "
-            f"({how}; {result_path(RunConfig(**res.config), store or 'outputs/runs')})")
+    return (f"{cfg.label()}  {metrics}  achieved_sparsity={res.achieved_sparsity:.4f}  "
+            f"({how}; {result_path(cfg, store_dir)})")
