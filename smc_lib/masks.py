@@ -26,20 +26,33 @@ _ADAM_MOMENTS = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
 
 # ---------------------------------------------------------------------------------------------- MaskSet
 _NUMPY_DTYPES = (torch.float16, torch.float32, torch.float64)
+_ZERO_CHUNK = 1 << 18
+
+
+def _zero_pruned_numpy(w: np.ndarray, keep: np.ndarray, buf: np.ndarray) -> None:
+    """w &= (keep ? all-ones : 0) on the float bits, chunk by chunk: a kept weight is untouched, a pruned one
+    becomes +0.0 exactly. About 2x faster than a bool→float multiply and needs no float copy of the mask."""
+    if not (w.flags.c_contiguous and keep.flags.c_contiguous):
+        np.multiply(w, keep, out=w)
+        return
+    bits, ones = w.reshape(-1).view(f"i{w.itemsize}"), keep.reshape(-1).view(np.int8)
+    for s in range(0, bits.size, _ZERO_CHUNK):
+        b = buf[:min(_ZERO_CHUNK, bits.size - s)]
+        np.negative(ones[s:s + _ZERO_CHUNK], out=b)            # True → -1 (all bits set), False → 0
+        np.bitwise_and(bits[s:s + _ZERO_CHUNK], b, out=bits[s:s + _ZERO_CHUNK])
 
 
 def zero_pruned(params: list[Tensor], masks: list[Tensor]) -> None:
-    """p *= mask in place, without a float copy of the mask: NumPy's bool→float multiply on CPU (about 3x
-    faster than torch's, which first materialises a 4-byte copy of the mask), `_foreach_mul_` on CUDA."""
+    """Zero the pruned weights in place: bit masking through NumPy on CPU, `_foreach_mul_` on CUDA."""
     with torch.no_grad():
         rest_p, rest_m = [], []
+        buf = np.empty(_ZERO_CHUNK, np.int8)
         for p, m in zip(params, masks):
             if p.is_cuda or p.dtype not in _NUMPY_DTYPES:
                 rest_p.append(p)
                 rest_m.append(m)
             else:
-                a = p.detach().numpy()
-                np.multiply(a, m.numpy(), out=a)
+                _zero_pruned_numpy(p.detach().numpy(), m.numpy(), buf)
         if rest_p:
             torch._foreach_mul_(rest_p, rest_m)
 

@@ -28,8 +28,8 @@ Tensor = torch.Tensor
 DIRECT_MAX = 1 << 20      # at most this many scores: one stable sort
 CHUNK = 1 << 20           # elements per chunk on CPU (temporaries stay at a few MB)
 CHUNK_CUDA = 1 << 24
-SAMPLE = 1 << 18          # sample size used to bracket the k-th score (0 = go straight to radix)
-SIGMAS = 4.5              # bracket half-width in standard errors of the sample quantile
+SAMPLE = 1 << 20          # sample size used to bracket the k-th score (0 = go straight to radix)
+SIGMAS = 4.0              # bracket half-width in standard errors of the sample quantile
 
 
 def _chunks(x: Tensor) -> Iterator[tuple[int, Tensor]]:

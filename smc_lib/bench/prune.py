@@ -20,6 +20,10 @@ import time
 
 import torch
 from torch import nn
+from torch.nn.utils import prune
+
+from ..masks import MaskSet
+from ..scope import prunable
 
 
 class _Block(nn.Module):
@@ -44,9 +48,6 @@ def build_model(layers: int, hidden: int, vocab: int, seed: int = 0) -> nn.Modul
 
 
 def prune_ours(model: nn.Module, sparsity: float) -> int:
-    from ..masks import MaskSet
-    from ..scope import prunable
-
     params = prunable(model, "all")
     masks = MaskSet.from_scores(params, sparsity, transform=torch.abs)
     masks.apply(params)
@@ -54,8 +55,6 @@ def prune_ours(model: nn.Module, sparsity: float) -> int:
 
 
 def prune_torch(model: nn.Module, sparsity: float) -> int:
-    from torch.nn.utils import prune
-
     targets = [(m, "weight") for m in model.modules() if isinstance(m, (nn.Linear, nn.Embedding))]
     prune.global_unstructured(targets, pruning_method=prune.L1Unstructured, amount=sparsity)
     return sum(int((m.weight_mask == 0).sum()) for m, _ in targets)

