@@ -38,8 +38,8 @@ def reference(task: str, reference_dir: str | Path | None, models: Sequence[str]
     """The paper's numbers for `task` as curves (task, dataset, model, method, sparsity, value, paper_model).
 
     Datasets are mapped to our ids (CommonsenseQA → csqa). A paper model matches ours by name
-    (GTS ↔ gts); where the paper shows one model per dataset (RoBERTa-large for commonsense) its curve
-    is drawn beside each of `models`. Empty when the folder or the file is absent.
+    (GTS ↔ gts); when none does (RoBERTa-large vs our MiniLM for commonsense) the paper's curve is drawn
+    beside each of `models`. Empty when the folder or the file is absent.
     """
     cols = ["task", "dataset", "model", "method", "sparsity", "value", "paper_model"]
     path = Path(reference_dir or "") / PAPER_FILES.get(task, "figures_digitized.csv")
@@ -53,11 +53,12 @@ def reference(task: str, reference_dir: str | Path | None, models: Sequence[str]
         ref = ref[ref["metric"] == "accuracy"]
     ref = ref.assign(dataset=ref["dataset"].map(_dataset_id), paper_model=ref["model"])
     ours = {m.lower(): m for m in models}
+    named = [m for m in ref["paper_model"].unique() if m.lower() in ours]
     parts = []
     for paper_model, part in ref.groupby("paper_model"):
         if paper_model.lower() in ours:
             parts.append(part.assign(model=ours[paper_model.lower()]))
-        else:
+        elif not named:  # no paper model shares a name with ours: draw the paper's beside each of ours
             parts += [part.assign(model=m) for m in models] or [part]
     out = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=cols)
     return out[cols]
@@ -122,12 +123,13 @@ def layerwise_chart(layerwise: pd.DataFrame, columns: int = 4, width: int = 160,
              .agg(pruned=("pruned", "sum"), numel=("numel", "sum")))
     agg["layer_sparsity"] = agg["pruned"] / agg["numel"]
     chart = alt.Chart(agg).mark_line(point=True).encode(
-        x=alt.X("layer:O", title="layer (-1: embeddings / head / other)"),
+        x=alt.X("layer:O", title="layer"),
         y=alt.Y("layer_sparsity:Q", title="sparsity", axis=alt.Axis(format="%"), scale=alt.Scale(domain=[0, 1])),
         color=alt.Color("kind:N"),
         tooltip=["method", "layer", "kind", alt.Tooltip("layer_sparsity:Q", format=".1%"), "numel"],
     ).properties(width=width, height=height)
-    title = "layerwise sparsity at target " + ", ".join(f"{s:.0%}" for s in sorted(agg["sparsity"].unique()))
+    title = ("layerwise sparsity at target " + ", ".join(f"{s:.0%}" for s in sorted(agg["sparsity"].unique()))
+             + " (layer -1: embeddings, heads and other weights outside the numbered layers)")
     return chart.facet(facet=alt.Facet("method:N", sort=METHOD_ORDER, title=None), columns=columns).properties(title=title)
 
 

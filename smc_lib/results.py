@@ -106,5 +106,5 @@ def failing_summary(table: pd.DataFrame, margin: float = FAIL_MARGIN) -> pd.Data
     f["column"] = f["task"] + " / " + f["dataset"] + " / " + f["model"]
     f["cell"] = [f"{s:.0%}" if pd.notna(s) else f"> {m:.0%}" for s, m in zip(f["failing_sparsity"], f["max_sparsity"])]
     out = f.pivot(index="method", columns="column", values="cell").fillna("—")
-    out.columns.name = None
+    out.index.name, out.columns.name = None, "method"  # one header row, "method" in its corner
     return out
