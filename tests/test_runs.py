@@ -106,3 +106,46 @@ def test_bad_configs_fail_before_training():
 def test_atomic_write_leaves_no_temporary(tmp_path: Path):
     runs.atomic_write(tmp_path / "a.json", "{}")
     assert [p.name for p in tmp_path.iterdir()] == ["a.json"]
+
+
+class _Interrupt(Exception):
+    pass
+
+
+def _flaky_task():
+    """The toy task, but its loss can be told to fail after N calls (a crash in the middle of `fit`)."""
+    from smc_lib.tasks import TASKS, get_task, register_task
+
+    if "toy_flaky" in TASKS:
+        return get_task("toy_flaky")
+    toy_cls = get_task("toy")
+
+    @register_task("toy_flaky")
+    class Flaky(toy_cls):
+        name = "toy_flaky"
+        calls, fail_after = 0, None
+
+        def loss(self, model, batch):
+            type(self).calls += 1
+            if type(self).fail_after is not None and type(self).calls > type(self).fail_after:
+                raise _Interrupt
+            return super().loss(model, batch)
+
+    return Flaky
+
+
+def test_interrupted_run_continues_from_its_checkpoint(tmp_path: Path):
+    flaky = _flaky_task()
+    cfg = dataclasses.replace(toy("dense"), task="toy_flaky")
+    flaky.calls, flaky.fail_after = 0, 9  # dies at step 10; fit checkpointed at step 6 (eval_every)
+    with pytest.raises(_Interrupt):
+        execute(cfg, tmp_path / "a")
+    assert load_result(cfg, tmp_path / "a") is None and any(run_dir(cfg, tmp_path / "a").iterdir())
+
+    flaky.calls, flaky.fail_after = 0, None
+    resumed = execute(cfg, tmp_path / "a")
+    assert flaky.calls == TOY_TRAIN["steps"] - 6, "the rerun should train only the steps after the checkpoint"
+    flaky.calls = 0
+    straight = execute(cfg, tmp_path / "b")
+    assert flaky.calls == TOY_TRAIN["steps"]
+    assert resumed.metrics == pytest.approx(straight.metrics)
