@@ -25,7 +25,7 @@ $(STAMP): pyproject.toml requirements.lock
 	touch $(STAMP)
 
 data: $(STAMP)
-	$(BIN)/dvc pull -q
+	$(BIN)/dvc pull -q data.dvc
 
 repro: data
 	$(BIN)/dvc repro
