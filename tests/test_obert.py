@@ -5,7 +5,7 @@ import torch
 
 from smc_lib.errors import SMCError
 from smc_lib.methods.scores import (BlockFisher, check_block_size, fisher_inverse, obert_scores,
-                                    obs_update)
+                                    obs_update, spd_inverse)
 
 
 def _reference_inverse(grads: np.ndarray, block: int, damping: float) -> np.ndarray:
@@ -93,3 +93,22 @@ def test_block_size_must_tile_every_parameter():
             check_block_size(params, bad)
     with pytest.raises(SMCError):
         BlockFisher(100, 30)
+
+
+def test_ill_conditioned_blocks_are_inverted_in_float64():
+    gen = torch.Generator().manual_seed(5)
+    grads = torch.randn(6, 20 * 4, generator=gen) * 10           # m = 6 < B = 20: rank 6, κ ~ 1e5
+    f = torch.einsum("kni,knj->nij", grads.view(6, 4, 20), grads.view(6, 4, 20)) / 6 + 1e-2 * torch.eye(20)
+    ref = torch.linalg.inv(f.double())                              # exact inverse of the same float32 blocks
+    ours = spd_inverse(f.clone())
+    err = ((ours.double() - ref).norm(dim=(1, 2)) / ref.norm(dim=(1, 2))).max()
+    assert err <= 1e-4
+    plain = torch.cholesky_inverse(torch.linalg.cholesky(f)).double()  # what float32 alone would give
+    assert ((plain - ref).norm(dim=(1, 2)) / ref.norm(dim=(1, 2))).max() > 10 * err
+
+
+def test_float64_fisher_matches_reference_when_rank_deficient():
+    grads = torch.randn(8, 100, generator=torch.Generator().manual_seed(6))
+    ours = fisher_inverse(grads, 25, 1e-7, dtype=torch.float64).numpy()
+    ref = _reference_inverse(grads.numpy(), 25, 1e-7)
+    assert (np.linalg.norm(ours - ref, axis=(1, 2)) / np.linalg.norm(ref, axis=(1, 2))).max() <= 1e-4

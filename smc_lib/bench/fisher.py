@@ -20,16 +20,18 @@ from ..methods.scores import fisher_inverse
 
 
 def sequential_woodbury(grads: Tensor, block_size: int, damping: float) -> Tensor:
-    """F⁻¹ by m rank-1 updates of all blocks, as SparseML's OBS pruning modifier computes it."""
+    """F⁻¹ by m rank-1 updates of all blocks: SparseML's `EmpiricalBlockFisherInverse.add_grad`, verbatim
+    but for names (sparseml/pytorch/sparsification/pruning/modifier_pruning_obs.py)."""
     m, d = grads.shape
     nb = d // block_size
-    finv = torch.eye(block_size, device=grads.device).div_(damping).repeat(nb, 1, 1)
+    f_inv = torch.eye(block_size, device=grads.device).div_(damping).repeat(nb, 1, 1)
     for g in tqdm(grads, desc="sequential Woodbury", leave=False):
-        g = g.view(nb, block_size, 1)
-        u = torch.bmm(finv, g)                                     # F⁻¹ g, (nb, B, 1)
-        denom = torch.bmm(g.transpose(1, 2), u).add_(m)            # m + gᵀ F⁻¹ g, (nb, 1, 1)
-        finv.baddbmm_(u, (u / denom).transpose(1, 2), alpha=-1.0)  # in place, no (nb, B, B) temporary
-    return finv
+        g = g.view(nb, block_size)
+        finv_g = torch.einsum("bij,bj->bi", f_inv, g)
+        alpha = (m + torch.einsum("bi,bi->b", g, finv_g)).sqrt().unsqueeze(1)
+        finv_g /= alpha
+        f_inv.baddbmm_(finv_g.unsqueeze(2), finv_g.unsqueeze(1), alpha=-1)
+    return f_inv
 
 
 def relative_errors(grads: Tensor, block_size: int, damping: float, *finvs: Tensor,
@@ -66,6 +68,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--block-size", type=int, default=50)
     ap.add_argument("--damping", type=float, default=1e-7)
     ap.add_argument("--device", default="auto", help="cpu, cuda, or auto")
+    ap.add_argument("--grad-scale", type=float, default=1e-3,
+                    help="std of the random gradients (fine-tuning gradients are of order 1e-3)")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     if args.d % args.block_size:
@@ -74,7 +79,9 @@ def main(argv: list[str] | None = None) -> dict:
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available()
                           else "cpu" if args.device == "auto" else args.device)
     gen = torch.Generator().manual_seed(args.seed)
-    grads = torch.randn(args.m, args.d, generator=gen).to(device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    grads = torch.randn(args.m, args.d, generator=gen).mul_(args.grad_scale).to(device)
 
     warm = grads[:, : 20 * args.block_size]                    # load LAPACK / kernels before timing
     fisher_inverse(warm, args.block_size, args.damping), sequential_woodbury(warm, args.block_size, args.damping)

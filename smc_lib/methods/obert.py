@@ -17,9 +17,10 @@ from .base import named_params
 from .gmp import GradualMethod
 
 
-def block_fishers(state, params: dict, m: int, batch_size: int, block_size: int, buffer: int = 16) -> dict:
+def block_fishers(state, params: dict, m: int, batch_size: int, block_size: int, dtype: torch.dtype,
+                  buffer: int = 32) -> dict:
     """Σ g gᵀ per block from `m` gradients of the current model, flushed `buffer` gradients at a time."""
-    fishers = {n: scores.BlockFisher(p.numel(), block_size, p.device) for n, p in params.items()}
+    fishers = {n: scores.BlockFisher(p.numel(), block_size, p.device, dtype) for n, p in params.items()}
     pending: dict[str, list] = {n: [] for n in params}
     passes = scores.gradient_passes(state.task, state.model, m, batch_size, seed=state.cfg.seed + state.step,
                                     device=state.device)
@@ -36,7 +37,8 @@ def block_fishers(state, params: dict, m: int, batch_size: int, block_size: int,
 class OBERT(GradualMethod):
     name = "obert"
     paper = "Kurtic et al. 2022, The Optimal BERT Surgeon (block-Fisher OBS pruning with weight update)"
-    defaults = {**GradualMethod.defaults, "block_size": 50, "damping": 1e-7, "grads": 128, "grad_batch_size": None}
+    defaults = {**GradualMethod.defaults, "block_size": 50, "damping": 1e-7, "grads": 128, "grad_batch_size": None,
+                "fisher_dtype": "float32"}
 
     def check_options(self) -> None:
         super().check_options()
@@ -47,6 +49,9 @@ class OBERT(GradualMethod):
             raise SMCError(f"obert damping must be > 0, got {o['damping']}; the paper uses 1e-7")
         if int(o["grads"]) < 1:
             raise SMCError(f"obert grads (m, gradients per Fisher) must be >= 1, got {o['grads']}")
+        if o["fisher_dtype"] not in ("float32", "float64"):
+            raise SMCError(f"obert fisher_dtype must be float32 or float64 (exact when grads < block_size), "
+                           f"got {o['fisher_dtype']!r}")
 
     def check_params(self, params) -> None:
         scores.check_block_size(params, self.options["block_size"])
@@ -56,7 +61,8 @@ class OBERT(GradualMethod):
         params = named_params(state.model, state.masks)
         bs = o["grad_batch_size"] or state.cfg.batch_size
         finv = {n: f.inverse(o["damping"])
-                for n, f in block_fishers(state, params, int(o["grads"]), bs, o["block_size"]).items()}
+                for n, f in block_fishers(state, params, int(o["grads"]), bs, o["block_size"],
+                                          getattr(torch, o["fisher_dtype"])).items()}
         saliency = {n: scores.obert_scores(p, finv[n]) for n, p in params.items()}
         new = MaskSet.from_scores(saliency, sparsity, self.layerwise, keep=state.masks)
         with torch.no_grad():

@@ -13,6 +13,7 @@ global or layer-wise mask.
 """
 from __future__ import annotations
 
+import contextlib
 import itertools
 import warnings
 from typing import Iterator, Mapping
@@ -99,52 +100,78 @@ class BlockFisher:
     """Σ g_b g_bᵀ over blocks b of `block_size` consecutive weights of one flattened parameter, accumulated
     from gradients as they stream in; `inverse()` turns it in place into (λI + (1/m) Σ g gᵀ)⁻¹ per block."""
 
-    def __init__(self, numel: int, block_size: int, device: str | torch.device = "cpu"):
+    def __init__(self, numel: int, block_size: int, device: str | torch.device = "cpu",
+                 dtype: torch.dtype = torch.float32):
         if numel % block_size:
             raise SMCError(f"block size {block_size} does not tile a parameter of {numel} weights")
         self.block_size, self.n_blocks = block_size, numel // block_size
-        self.matrix = torch.zeros(self.n_blocks, block_size, block_size, device=device)
+        self.matrix = torch.zeros(self.n_blocks, block_size, block_size, device=device, dtype=dtype)
         self.count = 0
         self.inverted = False
 
     def add(self, grads: Tensor) -> None:
         """Accumulate k gradients, shape (k, numel), with one batched matmul."""
-        g = grads.reshape(grads.shape[0], self.n_blocks, self.block_size).float().transpose(0, 1)
+        g = grads.reshape(grads.shape[0], self.n_blocks, self.block_size).to(self.matrix.dtype).transpose(0, 1)
         self.matrix.baddbmm_(g.transpose(1, 2), g)
         self.count += grads.shape[0]
 
-    def inverse(self, damping: float = 1e-7, chunk: int = 8192) -> Tensor:
-        """(nb, B, B) inverse of λI + Σ g gᵀ / m, by Cholesky in float64 a chunk of blocks at a time
-        (λ = 1e-7 leaves F badly conditioned; float64 keeps the inverse accurate), stored back in float32.
-        F⁻¹ = L⁻ᵀL⁻¹ with L⁻¹ from a triangular solve: torch's batched cholesky_inverse is ~10× slower on CPU."""
+    def inverse(self, damping: float = 1e-7, chunk: int = 2048) -> Tensor:
+        """(nb, B, B) inverse of λI + Σ g gᵀ / m per block, in place, a chunk of blocks at a time.
+        A float32 Fisher holds λ only to ~1e-7 of its largest eigenvalue: when m < B and λ is tiny the
+        inverse is that inexact whatever the factorization; use dtype=float64 there (2× memory)."""
         if self.inverted:
             return self.matrix
         if self.count == 0:
             raise SMCError("the block Fisher needs at least one gradient before it can be inverted")
-        eye = torch.eye(self.block_size, dtype=torch.float64, device=self.matrix.device)
+        eye = torch.eye(self.block_size, device=self.matrix.device, dtype=self.matrix.dtype)
         for lo in range(0, self.n_blocks, chunk):
-            f = self.matrix[lo:lo + chunk].double().div_(self.count).add_(eye, alpha=damping)
-            chol = _safe_cholesky(f)
-            chol_inv = torch.linalg.solve_triangular(chol, eye.expand_as(chol), upper=False)
-            self.matrix[lo:lo + chunk] = (chol_inv.transpose(1, 2) @ chol_inv).float()  # L⁻ᵀ L⁻¹
+            f = self.matrix[lo:lo + chunk].div_(self.count).add_(eye, alpha=damping)
+            spd_inverse(f, out=f)
         self.inverted = True
         return self.matrix
+
+
+@contextlib.contextmanager
+def _one_cpu_thread(device: torch.device):
+    """Batched small LAPACK calls on CPU: torch 2.13's multi-threaded batched triangular solve was up to 70×
+    slower than one thread on our 2 shared cores (measured), so run them on one."""
+    n = torch.get_num_threads()
+    if device.type == "cpu":
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(n)
+
+
+def _cholesky(f: Tensor) -> tuple[Tensor, Tensor]:
+    with _one_cpu_thread(f.device):
+        return torch.linalg.cholesky_ex(f)
+
+
+def _inverse_from_cholesky(chol: Tensor, out: Tensor | None = None) -> Tensor:
+    """F⁻¹ = L⁻ᵀ L⁻¹, L⁻ᵀ from one batched triangular solve X Lᵀ = I (the fastest batched CPU route we
+    timed; torch's cholesky_inverse is slower)."""
+    eye = torch.eye(chol.shape[-1], dtype=chol.dtype, device=chol.device)
+    with _one_cpu_thread(chol.device):
+        chol_inv_t = torch.linalg.solve_triangular(chol.mT, eye.expand_as(chol), upper=True, left=False)
+    return torch.bmm(chol_inv_t, chol_inv_t.mT, out=out)
 
 
 def _safe_cholesky(f: Tensor) -> Tensor:
     """Cholesky of a batch of SPD matrices. Σ g gᵀ is summed in float32 (the bulk of the work); when its
     rounding outweighs a tiny λ a block can come out indefinite, and only those blocks get a jitter of
     10⁻⁸…10⁻⁴ × their mean diagonal added (the standard PSD-safe Cholesky), with a warning."""
-    chol, info = torch.linalg.cholesky_ex(f)
+    chol, info = _cholesky(f)
     bad = info > 0
     scale = torch.diagonal(f, dim1=1, dim2=2).mean(-1)
     eye = torch.eye(f.shape[-1], dtype=f.dtype, device=f.device)
     for jitter in (1e-8, 1e-6, 1e-4):
         if not bool(bad.any()):
             return chol
-        warnings.warn(f"{int(bad.sum())} Fisher blocks not positive definite in float32; adding {jitter:g} × "
-                      "mean diagonal to them (raise obert damping to avoid this)", stacklevel=3)
-        fixed, info = torch.linalg.cholesky_ex(f[bad] + jitter * scale[bad, None, None] * eye)
+        warnings.warn(f"{int(bad.sum())} Fisher blocks not positive definite; adding {jitter:g} × their mean "
+                      "diagonal (raise obert damping to avoid this)", stacklevel=4)
+        fixed, info = _cholesky(f[bad] + jitter * scale[bad, None, None] * eye)
         chol[bad] = fixed
         bad = bad.clone()
         bad[bad.clone()] = info > 0
@@ -153,11 +180,27 @@ def _safe_cholesky(f: Tensor) -> Tensor:
     return chol
 
 
-def fisher_inverse(grads: Tensor, block_size: int = 50, damping: float = 1e-7, chunk: int = 8192) -> Tensor:
+def spd_inverse(f: Tensor, out: Tensor | None = None, max_pivot_ratio: float = 1e3) -> Tensor:
+    """Batched inverse of SPD float32 blocks: Cholesky in float32, redone in float64 for the blocks where
+    float32 fails or is shaky (pivot ratio max L_jj² / min L_jj², a lower bound on the condition number,
+    above `max_pivot_ratio`, where float32 could lose more than ~1e-4 relative accuracy). `out` may be `f`."""
+    if f.dtype == torch.float64:
+        return _inverse_from_cholesky(_safe_cholesky(f), out=out)
+    chol, info = _cholesky(f)
+    pivots = torch.diagonal(chol, dim1=1, dim2=2) ** 2
+    shaky = (info > 0) | ~(pivots.amax(-1) <= max_pivot_ratio * pivots.amin(-1))
+    exact = _inverse_from_cholesky(_safe_cholesky(f[shaky].double())).float() if bool(shaky.any()) else None
+    inv = _inverse_from_cholesky(chol, out=out)
+    if exact is not None:
+        inv[shaky] = exact
+    return inv
+
+
+def fisher_inverse(grads: Tensor, block_size: int = 50, damping: float = 1e-7, chunk: int = 2048,
+                   dtype: torch.dtype = torch.float32) -> Tensor:
     """Block-Fisher inverse from m gradients of shape (m, d): (d / B, B, B)."""
-    fisher = BlockFisher(grads.shape[1], block_size, grads.device)
-    for lo in range(0, grads.shape[0], 32):
-        fisher.add(grads[lo:lo + 32])
+    fisher = BlockFisher(grads.shape[1], block_size, grads.device, dtype)
+    fisher.add(grads)
     return fisher.inverse(damping, chunk)
 
 
