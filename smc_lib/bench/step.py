@@ -75,7 +75,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--steps", type=int, default=10, help="timed steps per block (median over them)")
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--sparsity", type=float, default=0.5)
-    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1: on a shared, contended "
+                    "machine extra threads mostly wait on each other; 0 = torch's default)")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
