@@ -112,3 +112,44 @@ def test_float64_fisher_matches_reference_when_rank_deficient():
     ours = fisher_inverse(grads, 25, 1e-7, dtype=torch.float64).numpy()
     ref = _reference_inverse(grads.numpy(), 25, 1e-7)
     assert (np.linalg.norm(ours - ref, axis=(1, 2)) / np.linalg.norm(ref, axis=(1, 2))).max() <= 1e-4
+
+
+def test_obert_prune_step_applies_the_obs_update_of_independent_fishers():
+    from smc_lib.masks import MaskSet
+    from smc_lib.methods import get_method
+    from smc_lib.methods.scores import gradient_passes
+    from smc_lib.tasks.toy import ToyTask
+    from smc_lib.train import FitState, TrainConfig
+
+    task = ToyTask(n_train=256, n_dev=32, n_test=32)
+    model = task.build_model()
+    cfg = TrainConfig(steps=10, batch_size=16, progress=False, device="cpu", seed=3)
+    method = get_method("obert")(0.5, scope="encoder", block_size=16, grads=24, damping=1e-4)
+    names = ["fc1.weight", "fc2.weight"]
+    params = dict(model.named_parameters())
+    masks = MaskSet.dense({n: params[n] for n in names})
+    state = FitState(model, None, None, masks, 4, 10, cfg, task, torch.device("cpu"))
+    before = {n: params[n].detach().clone() for n in names}
+    grads = {n: [] for n in names}                 # the same m gradients, collected independently
+    for _ in gradient_passes(task, model, 24, 16, seed=cfg.seed + state.step):
+        for n in names:
+            grads[n].append(params[n].grad.reshape(-1).clone())
+    new = method.prune_step(state, 0.5)
+    assert new.n_pruned() == round(0.5 * new.numel())
+    kept_saliency, pruned_saliency = [], []
+    for n in names:
+        finv = fisher_inverse(torch.stack(grads[n]), 16, 1e-4).double().numpy()
+        w = before[n].double().numpy().reshape(-1, 16)
+        pruned = (~new.masks[n]).numpy().reshape(-1, 16)
+        expected = w.copy()
+        for b in range(len(w)):
+            if pruned[b].any():
+                expected[b] += _closed_form(finv[b], w[b], pruned[b])
+        after = params[n].detach().double().numpy().reshape(-1, 16)
+        np.testing.assert_allclose(after[~pruned], expected[~pruned], rtol=1e-3, atol=1e-6)
+        np.testing.assert_allclose(after[pruned], 0.0, atol=1e-5)
+        assert not np.allclose(after[~pruned], w[~pruned])       # the survivors moved
+        saliency = w ** 2 / (2 * np.diagonal(finv, axis1=1, axis2=2))
+        kept_saliency.append(saliency[~pruned].min())
+        pruned_saliency.append(saliency[pruned].max())
+    assert max(pruned_saliency) <= min(kept_saliency) * (1 + 1e-5)     # global ranking by w² / (2 [F⁻¹]ᵢᵢ)

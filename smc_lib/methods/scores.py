@@ -210,7 +210,7 @@ def obert_scores(weight: Tensor, finv: Tensor) -> Tensor:
     return weight.detach().float() ** 2 / (2.0 * diag)
 
 
-def obs_update(weight: Tensor, finv: Tensor, pruned: Tensor, chunk: int = 8192) -> Tensor:
+def obs_update(weight: Tensor, finv: Tensor, pruned: Tensor, chunk: int = 2048) -> Tensor:
     """δw = -F⁻¹ P (Pᵀ F⁻¹ P)⁻¹ Pᵀ w in every block at once, P = the block's `pruned` weights (all of them,
     earlier ones included, so they stay 0). Blocks are solved together by padding: rows/columns outside P
     are replaced by the identity, which leaves the P-system unchanged and gives x = 0 off P."""
@@ -222,6 +222,8 @@ def obs_update(weight: Tensor, finv: Tensor, pruned: Tensor, chunk: int = 8192) 
         fi = finv[lo:lo + chunk].double()
         p = mask[lo:lo + chunk].double()
         a = fi * p[:, :, None] * p[:, None, :] + torch.diag_embed(1.0 - p)
-        x = torch.cholesky_solve((w[lo:lo + chunk].double() * p).unsqueeze(-1), torch.linalg.cholesky(a))
+        chol = _safe_cholesky(a)
+        with _one_cpu_thread(chol.device):
+            x = torch.cholesky_solve((w[lo:lo + chunk].double() * p).unsqueeze(-1), chol)
         out[lo:lo + chunk] = -(fi @ x).squeeze(-1).float()
     return out.reshape(weight.shape)
