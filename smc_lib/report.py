@@ -39,7 +39,7 @@ def notebook_to_html(notebook: Path, out: Path) -> Path:
     from nbconvert import HTMLExporter
 
     nb = nbformat.read(notebook, as_version=4)
-    _inline_charts(nb)
+    _clean_outputs(nb)
     exporter = HTMLExporter(template_name="offline", extra_template_basedirs=[str(TEMPLATES)], embed_images=True)
     body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": _title(notebook)}})
     _check_offline(body, out)
@@ -48,11 +48,15 @@ def notebook_to_html(notebook: Path, out: Path) -> Path:
     return out
 
 
-def _inline_charts(nb: nbformat.NotebookNode) -> None:
-    """Replace vega-lite outputs (which need JavaScript to draw) by the SVG vl-convert renders."""
+def _clean_outputs(nb: nbformat.NotebookNode) -> None:
+    """Replace vega-lite outputs (which need JavaScript to draw) by the SVG vl-convert renders, and drop
+    stderr streams (progress bars, warnings): the page shows results; the executed notebook keeps the log."""
     from .plots import spec_to_svg
 
     for cell in nb.cells:
+        if "outputs" in cell:
+            cell["outputs"] = [o for o in cell["outputs"] if not (o.get("output_type") == "stream"
+                                                                   and o.get("name") == "stderr")]
         for output in cell.get("outputs", []):
             data = output.get("data", {})
             spec_key = next((k for k in data if _VEGALITE.match(k)), None)
