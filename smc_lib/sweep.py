@@ -105,7 +105,7 @@ def run_ray(runs: Sequence[RunConfig], store: Path, data_dir: Path, progress: bo
     """
     import ray
 
-    from .runs import load_result
+    from .runs import atomic_write, load_result, result_path
 
     started = not ray.is_initialized()
     if started:
@@ -127,7 +127,10 @@ def run_ray(runs: Sequence[RunConfig], store: Path, data_dir: Path, progress: bo
             while pending:
                 ready, _ = ray.wait(list(pending), num_returns=1)
                 cfg = pending.pop(ready[0])
-                done[cfg.key()] = RunResult.from_json(ray.get(ready[0]))
+                text = ray.get(ready[0])
+                if not result_path(cfg, store).exists():  # a worker on another node without a shared store
+                    atomic_write(result_path(cfg, store), text)
+                done[cfg.key()] = RunResult.from_json(text)
                 bar.update()
         bar.close()
         return [done[r.key()] for r in runs]
