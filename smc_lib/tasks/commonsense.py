@@ -11,6 +11,7 @@ holds only part of a dataset a fixed, documented substitute split is used (`spli
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,7 +55,8 @@ def _rows(path: Path, required: tuple[str, ...]) -> Iterable[tuple[int, dict]]:
 def read_csqa(path: Path) -> list[Example]:
     """CommonsenseQA: `question.stem`, 5 `question.choices` {label, text}, `answerKey` (Talmor et al. 2019).
 
-    Inputs follow fairseq's RoBERTa recipe: "Q: <stem>" paired with "A: <choice>".
+    Each input pairs the stem with one choice (fairseq's "Q: " / "A: " prefixes are left out: they add
+    a sixth of the tokens on CPU and carry no information).
     """
     path, out = Path(path), []
     want = "question {stem, choices: 5 x {label, text}} and answerKey among the labels"
@@ -68,8 +70,8 @@ def read_csqa(path: Path) -> list[Example]:
         key = _field(row, "answerKey", str, path, ln, want)
         if key not in labels:
             raise SMCError(f"{path}:{ln}: malformed row, answerKey {key!r}; expected one of {labels}")
-        out.append(Example(str(row.get("id", ln)), (f"Q: {stem}",) * 5,
-                           tuple(f"A: {c['text']}" for c in choices), labels.index(key)))
+        out.append(Example(str(row.get("id", ln)), (stem,) * 5, tuple(c["text"] for c in choices),
+                           labels.index(key)))
     return out
 
 
@@ -132,7 +134,15 @@ def _race_files(root: Path, folder: str) -> list[Path]:
 
 
 def load_split(dataset: str, split: str, data_dir: Path) -> tuple[list[Example], str | None]:
-    """Examples of `split` (train / dev / test) and a note when a substitute split stood in (else None)."""
+    """Examples of `split` (train / dev / test) and a note when a substitute split stood in (else None).
+
+    Parsed once per process (a sweep builds a task per run): the result is cached, do not mutate it.
+    """
+    return _load_split(dataset, split, str(Path(data_dir).resolve()))
+
+
+@functools.lru_cache(maxsize=16)
+def _load_split(dataset: str, split: str, data_dir: str) -> tuple[list[Example], str | None]:
     root = Path(data_dir) / "commonsense" / dataset
     if split not in ("train", "dev", "test"):
         raise SMCError(f"unknown split {split!r} for {dataset}; choose train, dev or test")
@@ -183,6 +193,13 @@ def resolve_model(model: str) -> str:
     return model
 
 
+@functools.lru_cache(maxsize=4)
+def load_tokenizer(model: str):
+    """The model's tokenizer (cached: a sweep builds many tasks); "tiny-random" uses MiniLM's vocabulary."""
+    from transformers import AutoTokenizer
+    return AutoTokenizer.from_pretrained(resolve_model(model))
+
+
 def tiny_config(vocab_size: int, dropout: float):
     """A random-init BERT small enough that a method's whole pipeline runs in seconds (tests)."""
     from transformers import BertConfig
@@ -225,7 +242,6 @@ class CommonsenseTask(Task):
         self.limits = {"train": max_train, "dev": max_eval, "test": max_eval}
         self.eval_batch_size = int(eval_batch_size)
         self.split_note = load_split(dataset, "dev", self.data_dir)[1]  # also fails early on missing data
-        self._tokenizer = None
         self._encoded: dict[str, tuple[list, list[Example]]] = {}
 
     @classmethod
@@ -235,10 +251,7 @@ class CommonsenseTask(Task):
 
     @property
     def tokenizer(self):
-        if self._tokenizer is None:
-            from transformers import AutoTokenizer
-            self._tokenizer = AutoTokenizer.from_pretrained(resolve_model(self.model_name))
-        return self._tokenizer
+        return load_tokenizer(self.model_name)
 
     def examples(self, split: str) -> list[Example]:
         """The split's examples, cut to a fixed seed-independent subset when max_train / max_eval is set."""
