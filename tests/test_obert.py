@@ -153,3 +153,13 @@ def test_obert_prune_step_applies_the_obs_update_of_independent_fishers():
         kept_saliency.append(saliency[~pruned].min())
         pruned_saliency.append(saliency[pruned].max())
     assert max(pruned_saliency) <= min(kept_saliency) * (1 + 1e-5)     # global ranking by w² / (2 [F⁻¹]ᵢᵢ)
+
+
+def test_bench_fisher_smoke(capsys):
+    from smc_lib.bench import fisher
+
+    out = fisher.main(["--d", "5000", "--m", "64", "--threads", "1"])
+    assert out["rel_err"] <= 1e-4 and out["ours_s"] > 0 and out["sequential_s"] > 0
+    assert '"bench": "fisher"' in capsys.readouterr().out.strip().splitlines()[-1]
+    with pytest.raises(SMCError):
+        fisher.main(["--d", "5001"])
