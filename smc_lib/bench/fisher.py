@@ -16,7 +16,9 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
+from ..errors import SMCError
 from ..methods.scores import fisher_inverse
+from ..train import resolve_device
 
 
 def sequential_woodbury(grads: Tensor, block_size: int, damping: float) -> Tensor:
@@ -75,27 +77,33 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     if args.d % args.block_size:
-        from ..errors import SMCError
         raise SMCError(f"--d {args.d} is not a multiple of --block-size {args.block_size}")
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available()
-                          else "cpu" if args.device == "auto" else args.device)
-    gen = torch.Generator().manual_seed(args.seed)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    grads = torch.randn(args.m, args.d, generator=gen).mul_(args.grad_scale).to(device)
+    threads = torch.get_num_threads()
+    try:
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        result = run(args)
+    finally:
+        torch.set_num_threads(threads)
+    print(json.dumps(result))
+    return result
 
+
+def run(args: argparse.Namespace) -> dict:
+    device = resolve_device(args.device)
+    gen = torch.Generator().manual_seed(args.seed)
+    grads = torch.randn(args.m, args.d, generator=gen).mul_(args.grad_scale).to(device)
     warm = grads[:, : 20 * args.block_size]                    # load LAPACK / kernels before timing
     fisher_inverse(warm, args.block_size, args.damping), sequential_woodbury(warm, args.block_size, args.damping)
     ours, ours_s, ours_cpu = _timed(lambda: fisher_inverse(grads, args.block_size, args.damping), device)
     seq, seq_s, seq_cpu = _timed(lambda: sequential_woodbury(grads, args.block_size, args.damping), device)
     err, seq_err = relative_errors(grads, args.block_size, args.damping, ours, seq)
-    result = {"bench": "fisher", "ours_s": round(ours_s, 3), "sequential_s": round(seq_s, 3),
-              "speedup": round(seq_s / ours_s, 2), "rel_err": float(f"{err:.3g}"),
-              "sequential_rel_err": float(f"{seq_err:.3g}"), "ours_cpu_s": round(ours_cpu, 3),
-              "sequential_cpu_s": round(seq_cpu, 3), "cpu_speedup": round(seq_cpu / ours_cpu, 2), "d": args.d, "m": args.m,
-              "block_size": args.block_size, "device": str(device), "threads": torch.get_num_threads()}
-    print(json.dumps(result))
-    return result
+    return {"bench": "fisher", "ours_s": round(ours_s, 3), "sequential_s": round(seq_s, 3),
+            "speedup": round(seq_s / ours_s, 2), "rel_err": float(f"{err:.3g}"),
+            "sequential_rel_err": float(f"{seq_err:.3g}"), "ours_cpu_s": round(ours_cpu, 3),
+            "sequential_cpu_s": round(seq_cpu, 3), "cpu_speedup": round(seq_cpu / ours_cpu, 2),
+            "d": args.d, "m": args.m, "block_size": args.block_size, "device": str(device),
+            "threads": torch.get_num_threads()}
 
 
 if __name__ == "__main__":
