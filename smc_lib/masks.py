@@ -161,7 +161,7 @@ class MaskSet:
                 for key in _ADAM_MOMENTS:
                     if key in state:
                         if changed is None:
-                            state[key].mul_(m)
+                            zero_pruned([state[key]], [m])
                         else:
                             state[key].masked_fill_(changed[n].to(p.device), 0.0)
 

@@ -127,10 +127,10 @@ def _bracket(view: ScoreView, names: list[str], k: int, n: int) -> tuple[float, 
     if SAMPLE <= 0:
         return None
     g = torch.Generator().manual_seed(0)
-    parts = []
+    parts, m = [], min(SAMPLE, max(n // 16, 4096))
     for nm in names:
         size = view.scores[nm].numel()
-        idx = torch.randint(size, (max(1, round(SAMPLE * size / n)),), generator=g)
+        idx = torch.randint(size, (max(1, round(m * size / n)),), generator=g)
         parts.append(view.gather(nm, idx.to(view.scores[nm].device)).float().cpu())
     sample = torch.cat(parts)
     if torch.isnan(sample).any():
