@@ -217,3 +217,29 @@ def test_bad_block_size_and_empty_scope_fail_before_training(task, dense, monkey
 def test_masks_are_masksets_over_the_scope(task, dense):
     _, _, masks = _run("omp_before", task, dense, 0.5, scope="encoder")
     assert isinstance(masks, MaskSet) and masks.names() == ["fc1.weight", "fc2.weight"]
+
+
+@pytest.mark.parametrize("name", method_names())
+def test_every_method_cites_its_paper(name):
+    import sys
+
+    from smc_lib.methods.base import TIMINGS
+
+    cls = get_method(name)
+    assert cls.name == name and cls.timing in TIMINGS and len(cls.paper) > 20
+    assert "20" in sys.modules[cls.__module__].__doc__                  # the module docstring cites a year
+
+
+def test_prune_api_prunes_in_place():
+    from smc_lib.methods.base import prune
+
+    task = ToyTask()
+    model = task.build_model()
+    masks = prune(model, 0.5, scope="encoder", encoder_patterns=ToyTask.encoder_patterns)
+    assert masks.n_pruned() == round(0.5 * masks.numel()) and float((model.fc1.weight == 0).float().mean()) > 0.2
+    snip = prune(task.build_model(), 0.3, criterion="snip", task=task)
+    assert snip.n_pruned() == round(0.3 * snip.numel())
+    with pytest.raises(SMCError):
+        prune(task.build_model(), 0.3, criterion="snip")
+    with pytest.raises(SMCError):
+        prune(task.build_model(), 0.3, criterion="wanda")

@@ -5,7 +5,7 @@ A method file only says *what* to score (or which hooks to run); *when* is its b
 - `OneShotMethod`, timing `before`: score the pretrained weights, prune, fine-tune sparse (SNIP, Lee et al.
   2019; OMP / random before training, Liu, Chen et al. 2023); timing `after`: prune the dense fine-tuned
   model (`ctx.dense_model()`), retrain with the full schedule (Han et al. 2015).
-- `IterativeMethod` (LTH / IMP) lives in lth.py: it is the only one of its kind.
+- timing `iterative` (LTH / IMP, Frankle & Carbin 2019) is the only one of its kind: see lth.py.
 - `DuringMethod`: the mask changes inside `fit` through hooks (GMP, RigL, oBERT).
 """
 from __future__ import annotations
@@ -84,7 +84,8 @@ class Method:
 
     def __repr__(self) -> str:
         opts = "".join(f", {k}={v!r}" for k, v in self.options.items())
-        return f"{type(self).__name__}(sparsity={self.sparsity}, scope={self.scope!r}, layerwise={self.layerwise}{opts})"
+        return (f"{type(self).__name__}(sparsity={self.sparsity}, scope={self.scope!r}, "
+                f"layerwise={self.layerwise}{opts})")
 
 
 class DenseMethod(Method):
@@ -113,6 +114,22 @@ def criterion_scores(criterion: str, task, model: nn.Module, params: dict[str, n
         return scores.snip(task, model, params, n_batches=snip_batches, batch_size=cfg.batch_size,
                            seed=cfg.seed, device=resolve_device(cfg.device))
     raise unknown("pruning criterion", criterion, list(CRITERIA))
+
+
+def prune(model: nn.Module, sparsity: float, criterion: str = "omp", scope: str = "all", layerwise: bool = False,
+          task=None, cfg: TrainConfig | None = None, **scope_kwargs: Any) -> MaskSet:
+    """One-shot pruning of `model` in place (the Python API's `smc_lib.prune`): score by `criterion`
+    (omp, random, snip — snip needs the `task`), keep the top 1 - sparsity over `scope`, zero the rest."""
+    check_sparsity(sparsity)
+    if criterion not in CRITERIA:
+        raise unknown("pruning criterion", criterion, list(CRITERIA))
+    if criterion == "snip" and task is None:
+        raise SMCError("prune(criterion='snip') needs the task whose loss gives the gradients: pass task=...")
+    params = prunable(model, scope, **scope_kwargs)
+    cfg = cfg or TrainConfig(device=str(next(model.parameters()).device))
+    masks = MaskSet.from_scores(criterion_scores(criterion, task, model, params, cfg), sparsity, layerwise)
+    masks.apply(model)
+    return masks
 
 
 class OneShotMethod(Method):
