@@ -89,9 +89,10 @@ class Recorder:
     """Test hook: per-step mask counts, and whether regrown weights and their Adam moments are zero."""
 
     def __init__(self):
-        self.pruned, self.final, self.changes, self.prev, self.grown_clean = [], [], 0, None, True
+        self.pruned, self.lr, self.changes, self.prev, self.grown_clean = [], [], 0, None, True
 
     def on_step_end(self, state):
+        self.lr.append(state.optimizer.param_groups[0]["lr"])
         masks = {n: m.clone() for n, m in state.masks.masks.items()}
         self.pruned.append({n: m.numel() - int(m.sum()) for n, m in masks.items()})
         if self.prev is not None and any(not torch.equal(masks[n], self.prev[n]) for n in masks):
@@ -243,3 +244,17 @@ def test_prune_api_prunes_in_place():
         prune(task.build_model(), 0.3, criterion="snip")
     with pytest.raises(SMCError):
         prune(task.build_model(), 0.3, criterion="wanda")
+
+
+def test_gmp_lr_rewind_and_distillation_from_the_dense_teacher(task, dense):
+    cfg = _cfg(30, schedule="linear")
+    start, masks, rec, _, hooks = _run_with_recorder("gmp", task, 0.5, cfg, frequency=4, lr_rewind=True)
+    updates = sorted(t for t in hooks[0].updates if hooks[0].schedule.sparsity_at(t) > 0)
+    assert len(updates) >= 3
+    assert all(rec.lr[t - 1] == pytest.approx(cfg.lr) for t in updates)   # full LR right after each pruning
+    assert sum(b > a for a, b in zip(rec.lr, rec.lr[1:])) >= 3            # and decaying in between
+    cfg = _cfg(20, distill={"hardness": 0.5, "temperature": 2.0})
+    _, _, masks = _run("gmp", task, dense, 0.5, cfg=cfg)
+    assert masks.n_pruned() == round(0.5 * masks.numel())
+    with pytest.raises(SMCError, match="teacher"):
+        get_method("gmp")(0.5).run(task, task.build_model(), cfg, MethodContext())

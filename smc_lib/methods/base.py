@@ -11,6 +11,7 @@ A method file only says *what* to score (or which hooks to run); *when* is its b
 from __future__ import annotations
 
 import copy
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Sequence
@@ -73,14 +74,23 @@ class Method:
     # shared helpers
     def fit(self, task, model: nn.Module, cfg: TrainConfig, ctx: MethodContext, masks: MaskSet | None,
             hooks: Sequence = (), tag: str = "fit") -> FitResult:
+        """`train.fit` with this run's checkpoint file; with `cfg.distill` the dense fine-tuned model is the
+        teacher (knowledge distillation as in oBERT, Kurtic et al. 2022)."""
         ckpt = ctx.checkpoint_dir / f"{tag}.ckpt" if ctx.checkpoint_dir is not None else None
-        return fit(task, model, cfg, masks=masks, hooks=hooks, checkpoint=ckpt)
+        teacher = None
+        if cfg.distill:
+            if ctx.dense_model is None:
+                raise SMCError("knowledge distillation (cfg.distill) needs the dense fine-tuned teacher: give "
+                               "MethodContext(dense_model=...) (smc run does), or set distill to None")
+            teacher = ctx.dense_model()
+        return fit(task, model, cfg, masks=masks, hooks=hooks, teacher=teacher, checkpoint=ckpt)
 
     def dense_model(self, task, model: nn.Module, cfg: TrainConfig, ctx: MethodContext) -> nn.Module:
         """The dense fine-tuned model: the shared cached run if the context has one, else fine-tune a copy."""
         if ctx.dense_model is not None:
             return ctx.dense_model()
-        return self.fit(task, copy.deepcopy(model), cfg, ctx, None, tag="dense").model
+        dense_cfg = dataclasses.replace(cfg, distill=None)
+        return self.fit(task, copy.deepcopy(model), dense_cfg, ctx, None, tag="dense").model
 
     def __repr__(self) -> str:
         opts = "".join(f", {k}={v!r}" for k, v in self.options.items())
@@ -97,7 +107,7 @@ class DenseMethod(Method):
 
     def run(self, task, model, cfg, ctx):
         masks = MaskSet.dense(self.params(model, ctx))
-        return self.fit(task, model, cfg, ctx, None), masks
+        return self.fit(task, model, dataclasses.replace(cfg, distill=None), ctx, None), masks
 
 
 CRITERIA = ("omp", "random", "snip")

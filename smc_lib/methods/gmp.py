@@ -2,7 +2,8 @@
 pruning for model compression"): during fine-tuning, every `frequency` steps from `start` to `end` of the
 run (default 10 % → 80 %), prune by global magnitude to the cubic schedule
 s_t = s_f + (s_i - s_f)(1 - (t - t0)/(nΔt))³; the last update reaches the target exactly. `mask_is_final`
-is False before it, so `fit` only reports (and selects the best of) models at the final sparsity."""
+is False before it, so `fit` only reports (and selects the best of) models at the final sparsity.
+Option `lr_rewind` restarts the learning-rate schedule at each pruning step (as oBERT, Kurtic et al. 2022)."""
 from __future__ import annotations
 
 from typing import Callable
@@ -20,8 +21,8 @@ class GradualPruning:
     """Hook: at each scheduled step, `prune(state, sparsity) -> MaskSet` picks the new mask."""
 
     def __init__(self, final: float, prune: Callable[[object, float], MaskSet], start: float = 0.1,
-                 end: float = 0.8, frequency: int | None = None, initial: float = 0.0):
-        self.final, self.prune = final, prune
+                 end: float = 0.8, frequency: int | None = None, initial: float = 0.0, lr_rewind: bool = False):
+        self.final, self.prune, self.lr_rewind = final, prune, lr_rewind
         self.start, self.end, self.frequency, self.initial = start, end, frequency, initial
         self.schedule: GMPSchedule | None = None
         self.updates: set[int] = set()
@@ -35,6 +36,9 @@ class GradualPruning:
         target = self.schedule.sparsity_at(state.step)
         if state.step in self.updates and target > 0.0:    # s_i = 0 at t0 prunes nothing: skip the work
             set_masks(state, self.prune(state, target))
+            if self.lr_rewind:                             # oBERT: the LR schedule restarts at every pruning step
+                later = [t for t in self.updates if t > state.step]
+                state.restart_schedule(min(later) - state.step if later else None)
 
     def mask_is_final(self, state) -> bool:
         return self.schedule is not None and state.step >= self.schedule.t_end
@@ -44,7 +48,7 @@ class GradualMethod(DuringMethod):
     """Base of gradual pruning methods: dense start, `GradualPruning` with `prune_step` as the criterion."""
 
     criterion = "dense"
-    defaults = {"start": 0.1, "end": 0.8, "frequency": None, "initial": 0.0}
+    defaults = {"start": 0.1, "end": 0.8, "frequency": None, "initial": 0.0, "lr_rewind": False}
 
     def check_options(self) -> None:
         o = self.options
@@ -64,7 +68,8 @@ class GradualMethod(DuringMethod):
 
     def hooks(self, task, model, cfg, ctx) -> list:
         o = self.options
-        return [GradualPruning(self.sparsity, self.prune_step, o["start"], o["end"], o["frequency"], o["initial"])]
+        return [GradualPruning(self.sparsity, self.prune_step, o["start"], o["end"], o["frequency"], o["initial"],
+                               bool(o["lr_rewind"]))]
 
 
 @register_method("gmp")
