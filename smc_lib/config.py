@@ -12,7 +12,8 @@ writes the same files as `dvc repro` (cwd the checkout).
 Layout (plain data): global keys (`device`, `seeds`, `executor`, `ray`, ...) and one section per task
 family (`arithmetic:`, `commonsense:`, ...). A section lists `datasets`, `models`, `methods`,
 `sparsities`, `seeds`, `folds` and the settings passed through to the code: `task` (Task(**params)),
-`train` (TrainConfig fields), `method_options` ({method: Method(**options)}), `scope`, `layerwise`,
+`train` (TrainConfig fields), `method_options` ({method: Method(**options)}), `scope` (all | encoder | custom) with `scope_patterns`
+({include: [regex], exclude: [regex]}, see scope.prunable), `layerwise`,
 `per_model` / `per_dataset` ({name: {any section key}}, merged in that order), `substitutes` ({dataset: what stood in, shown in the
 report}) and `notebook` (free-form knobs for the section's notebook). A section with
 `implemented: false` documents a paper setting that no task module runs yet.
@@ -37,8 +38,9 @@ GLOBAL_KEYS = {
 }
 SECTION_KEYS = {
     "implemented": bool, "datasets": list, "models": list, "methods": list, "sparsities": list,
-    "seeds": list, "folds": list, "scope": str, "layerwise": bool, "task": dict, "train": dict,
-    "method_options": dict, "per_dataset": dict, "per_model": dict, "substitutes": dict, "notebook": dict,
+    "seeds": list, "folds": list, "scope": str, "scope_patterns": dict, "layerwise": bool, "task": dict,
+    "train": dict, "method_options": dict, "per_dataset": dict, "per_model": dict, "substitutes": dict,
+    "notebook": dict,
 }
 INHERITED = ("seeds", "sparsities")  # section keys that fall back to the global value
 OVERRIDES = ("per_model", "per_dataset")  # applied in this order
@@ -149,6 +151,8 @@ def _validate_section(sec: dict, name: str, path, check_registries: bool) -> Non
     if not sec.get("implemented", True):
         return  # documented paper settings for a task no module implements yet
     _check_sparsities(where, "sparsities", sec.get("sparsities", []))
+    if unknown := set(sec.get("scope_patterns") or {}) - {"include", "exclude"}:
+        raise SMCError(f"{where}: scope_patterns takes include / exclude regex lists, not {sorted(unknown)}")
     for key in OVERRIDES:
         for which, over in (sec.get(key) or {}).items():
             if not isinstance(over, dict) or set(over) - OVERRIDABLE:

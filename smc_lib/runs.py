@@ -41,6 +41,7 @@ class RunConfig:
     fold: int | None = None
     profile: str = "custom"
     scope: str | None = None            # None → the task's default_scope
+    scope_patterns: dict = field(default_factory=dict)  # {"include": [regex], "exclude": [regex]} (scope.prunable)
     layerwise: bool = False
     train: dict = field(default_factory=dict)           # TrainConfig overrides
     task_params: dict = field(default_factory=dict)     # Task(**task_params)
@@ -186,7 +187,7 @@ def _train(cfg: RunConfig, store: Path, data_dir: Path) -> RunResult:
     ckpt_dir = run_dir(cfg, store)
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     ctx = MethodContext(dense_model=lambda: dense_model(cfg, store, data_dir, task),
-                        checkpoint_dir=ckpt_dir, scope_kwargs=_scope_kwargs(task))
+                        checkpoint_dir=ckpt_dir, scope_kwargs={**_scope_kwargs(task), **cfg.scope_patterns})
 
     torch.manual_seed(cfg.seed)
     start = time.perf_counter()

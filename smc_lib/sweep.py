@@ -41,7 +41,8 @@ def make_config(profile: dict, task: str, dataset: str, method: str, sparsity: f
     return RunConfig(
         task=task, dataset=dataset, model=model, method=method,
         sparsity=0.0 if method == "dense" else sparsity, seed=seed, fold=fold, profile=profile["profile"],
-        scope=sec.get("scope"), layerwise=bool(sec.get("layerwise", False)) and method != "dense",
+        scope=sec.get("scope"), scope_patterns=dict(sec.get("scope_patterns") or {}),
+        layerwise=bool(sec.get("layerwise", False)) and method != "dense",
         train=dict(sec.get("train") or {}), task_params=dict(sec.get("task") or {}),
         method_options={} if method == "dense" else dict((sec.get("method_options") or {}).get(method) or {}),
         device=device or profile.get("device", "auto"))

@@ -79,6 +79,7 @@ def test_good_profile_loads(tmp_path: Path):
     (with_section(per_dataset={"toy": {"train": {"lrr": 1}}}), "per_dataset.toy"),
     (with_section(per_dataset={"toy": {"sparsities": [2]}}), r"outside \[0, 1\)"),
     (with_section(method_options={"nope": {}}), "unknown method 'nope'"),
+    (with_section(scope="custom", scope_patterns={"inclde": ["fc1"]}), "scope_patterns takes include"),
     ({**GOOD, "chess": {"datasets": ["x"]}}, "no task module registers 'chess'"),
 ])
 def test_mistakes_fail_at_load_naming_the_file(tmp_path: Path, data, message: str):

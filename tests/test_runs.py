@@ -66,6 +66,14 @@ def test_result_record(tmp_path: Path):
     assert not run_dir(toy("omp_before", 0.5), tmp_path).exists()  # resume state is dropped when done
 
 
+def test_custom_scope_prunes_only_what_it_names(tmp_path: Path):
+    cfg = toy("omp_before", 0.5, scope="custom", scope_patterns={"include": [r"^fc1\."]})
+    res = execute(cfg, tmp_path)
+    assert [row["param"] for row in res.layerwise] == ["fc1.weight"]
+    assert res.layerwise[0]["sparsity"] == pytest.approx(0.5, abs=0.01)
+    assert cfg.key() != toy("omp_before", 0.5, scope="custom").key()
+
+
 def test_after_methods_share_one_dense_run(tmp_path: Path, count_training):
     execute(toy("omp_after", 0.2), tmp_path)
     execute(toy("random_after", 0.5), tmp_path)
