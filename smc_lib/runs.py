@@ -176,7 +176,6 @@ def _train(cfg: RunConfig, store: Path, data_dir: Path) -> RunResult:
     from .methods import get_method
     from .methods.base import MethodContext
     from .tasks import get_task
-    from .train import TrainConfig
 
     task_cls = get_task(cfg.task)
     task = task_cls(cfg.dataset, cfg.model, data_dir, fold=cfg.fold, seed=cfg.seed, **cfg.task_params)
