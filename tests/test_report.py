@@ -126,3 +126,19 @@ def test_report_refuses_remote_scripts(tmp_path: Path):
 def test_no_notebooks_is_an_error(tmp_path: Path):
     with pytest.raises(SMCError, match="no executed notebooks"):
         report.build("cpu", tmp_path, tmp_path, tmp_path / "out")
+
+
+def test_index_names_profile_and_substitutes(fake_report: Path):
+    text = fake_report.read_text()
+    profile = pd.read_html(fake_report, attrs={"id": "profile"})[0]
+    assert profile.iloc[0, 1].startswith("cpu (") and "Sparsity May Cry" in text
+    for section, subs in load_profile_substitutes().items():
+        for dataset in subs:
+            assert f"{section} / {dataset}" in text
+
+
+def load_profile_substitutes() -> dict:
+    from smc_lib.config import load_profile, sections
+
+    prof = load_profile("cpu", check_registries=False)
+    return {s: prof[s].get("substitutes") or {} for s in sections(prof)}
