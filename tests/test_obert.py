@@ -163,3 +163,20 @@ def test_bench_fisher_smoke(capsys):
     assert '"bench": "fisher"' in capsys.readouterr().out.strip().splitlines()[-1]
     with pytest.raises(SMCError):
         fisher.main(["--d", "5001"])
+
+
+def test_obert_score_function_is_w2_over_2_diag_of_the_task_fisher():
+    from smc_lib.methods.scores import gradient_passes, obert
+    from smc_lib.tasks.toy import ToyTask
+
+    task = ToyTask(n_train=128, n_dev=32, n_test=32)
+    model = task.build_model()
+    params = {"fc1.weight": model.fc1.weight}
+    grads = []
+    for _ in gradient_passes(task, model, 12, 8, seed=1):
+        grads.append(model.fc1.weight.grad.reshape(-1).clone())
+    expected = obert_scores(model.fc1.weight, fisher_inverse(torch.stack(grads), 16, 1e-5))
+    torch.testing.assert_close(obert(task, model, params, grads=12, batch_size=8, block_size=16, damping=1e-5,
+                                     seed=1)["fc1.weight"], expected)
+    with pytest.raises(SMCError, match="block_size"):
+        obert(task, model, params, grads=2, block_size=50)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import copy
 import json
 
-
 from ..errors import SMCError
 from ..masks import MaskSet
 from ..schedules import imp_rounds

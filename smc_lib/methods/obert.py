@@ -8,29 +8,12 @@ and no update). Memory: d·B floats for the Fisher inverses of d weights in scop
 from __future__ import annotations
 
 import torch
-from tqdm import tqdm
 
 from ..errors import SMCError
 from ..masks import MaskSet
 from . import register_method, scores
 from .base import named_params
 from .gmp import GradualMethod
-
-
-def block_fishers(state, params: dict, m: int, batch_size: int, block_size: int, dtype: torch.dtype,
-                  buffer: int = 32) -> dict:
-    """Σ g gᵀ per block from `m` gradients of the current model, flushed `buffer` gradients at a time."""
-    fishers = {n: scores.BlockFisher(p.numel(), block_size, p.device, dtype) for n, p in params.items()}
-    pending: dict[str, list] = {n: [] for n in params}
-    passes = scores.gradient_passes(state.task, state.model, m, batch_size, seed=state.cfg.seed + state.step,
-                                    device=state.device)
-    for i in tqdm(passes, total=m, desc="oBERT gradients", leave=False, disable=not state.cfg.progress):
-        for n, p in params.items():
-            pending[n].append(torch.zeros(p.numel(), device=p.device) if p.grad is None else p.grad.reshape(-1))
-            if len(pending[n]) == buffer or i == m - 1:
-                fishers[n].add(torch.stack(pending[n]))
-                pending[n].clear()
-    return fishers
 
 
 @register_method("obert")
@@ -60,9 +43,10 @@ class OBERT(GradualMethod):
         o = self.options
         params = named_params(state.model, state.masks)
         bs = o["grad_batch_size"] or state.cfg.batch_size
-        finv = {n: f.inverse(o["damping"])
-                for n, f in block_fishers(state, params, int(o["grads"]), bs, o["block_size"],
-                                          getattr(torch, o["fisher_dtype"])).items()}
+        fishers = scores.block_fishers(state.task, state.model, params, int(o["grads"]), bs, o["block_size"],
+                                       seed=state.cfg.seed + state.step, device=state.device,
+                                       dtype=getattr(torch, o["fisher_dtype"]), progress=state.cfg.progress)
+        finv = {n: f.inverse(o["damping"]) for n, f in fishers.items()}
         saliency = {n: scores.obert_scores(p, finv[n]) for n, p in params.items()}
         new = MaskSet.from_scores(saliency, sparsity, self.layerwise, keep=state.masks)
         with torch.no_grad():

@@ -20,6 +20,7 @@ from typing import Iterator, Mapping
 
 import torch
 from torch import Tensor
+from tqdm import tqdm
 
 from ..errors import SMCError
 
@@ -202,6 +203,32 @@ def fisher_inverse(grads: Tensor, block_size: int = 50, damping: float = 1e-7, c
     fisher = BlockFisher(grads.shape[1], block_size, grads.device, dtype)
     fisher.add(grads)
     return fisher.inverse(damping, chunk)
+
+
+def block_fishers(task, model: torch.nn.Module, params: Params, m: int, batch_size: int, block_size: int = 50,
+                  seed: int = 0, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
+                  progress: bool = True, buffer: int = 32) -> dict[str, BlockFisher]:
+    """Σ g gᵀ per block of every parameter from `m` gradients of `model`, flushed `buffer` gradients at a time
+    (one batched matmul each), so memory is d·B for the Fisher plus buffer·d for the pending gradients."""
+    check_block_size(params, block_size)
+    fishers = {n: BlockFisher(p.numel(), block_size, p.device, dtype) for n, p in params.items()}
+    pending: dict[str, list] = {n: [] for n in params}
+    passes = gradient_passes(task, model, m, batch_size, seed=seed, device=device)
+    for i in tqdm(passes, total=m, desc="oBERT gradients", leave=False, disable=not progress):
+        for n, p in params.items():
+            pending[n].append(torch.zeros(p.numel(), device=p.device) if p.grad is None else p.grad.reshape(-1))
+            if len(pending[n]) == buffer or i == m - 1:
+                fishers[n].add(torch.stack(pending[n]))
+                pending[n].clear()
+    return fishers
+
+
+def obert(task, model: torch.nn.Module, params: Params, grads: int = 128, batch_size: int = 16,
+          block_size: int = 50, damping: float = 1e-7, seed: int = 0,
+          device: str | torch.device = "cpu") -> dict[str, Tensor]:
+    """oBERT saliency w² / (2 [F⁻¹]ᵢᵢ) of every weight, from `grads` gradients of `task` (Kurtic et al. 2022)."""
+    fishers = block_fishers(task, model, params, grads, batch_size, block_size, seed, device, progress=False)
+    return {n: obert_scores(p, fishers[n].inverse(damping)) for n, p in params.items()}
 
 
 def obert_scores(weight: Tensor, finv: Tensor) -> Tensor:
