@@ -106,14 +106,14 @@ class BlockFisher:
         if numel % block_size:
             raise SMCError(f"block size {block_size} does not tile a parameter of {numel} weights")
         self.block_size, self.n_blocks = block_size, numel // block_size
-        self.matrix = torch.zeros(self.n_blocks, block_size, block_size, device=device, dtype=dtype)
+        self.matrix = torch.empty(self.n_blocks, block_size, block_size, device=device, dtype=dtype)
         self.count = 0
         self.inverted = False
 
     def add(self, grads: Tensor) -> None:
         """Accumulate k gradients, shape (k, numel), with one batched matmul."""
         g = grads.reshape(grads.shape[0], self.n_blocks, self.block_size).to(self.matrix.dtype).transpose(0, 1)
-        self.matrix.baddbmm_(g.transpose(1, 2), g)
+        self.matrix.baddbmm_(g.transpose(1, 2), g, beta=1.0 if self.count else 0.0)   # first add: overwrite
         self.count += grads.shape[0]
 
     def inverse(self, damping: float = 1e-7, chunk: int = 2048) -> Tensor:
@@ -124,10 +124,10 @@ class BlockFisher:
             return self.matrix
         if self.count == 0:
             raise SMCError("the block Fisher needs at least one gradient before it can be inverted")
-        eye = torch.eye(self.block_size, device=self.matrix.device, dtype=self.matrix.dtype)
-        for lo in range(0, self.n_blocks, chunk):
-            f = self.matrix[lo:lo + chunk].div_(self.count).add_(eye, alpha=damping)
-            spd_inverse(f, out=f)
+        for lo in range(0, self.n_blocks, chunk):                 # (S/m + λI)⁻¹ = m (S + mλI)⁻¹
+            f = self.matrix[lo:lo + chunk]
+            f.diagonal(dim1=1, dim2=2).add_(self.count * damping)
+            spd_inverse(f, out=f, scale=self.count)
         self.inverted = True
         return self.matrix
 
@@ -150,13 +150,15 @@ def _cholesky(f: Tensor) -> tuple[Tensor, Tensor]:
         return torch.linalg.cholesky_ex(f)
 
 
-def _inverse_from_cholesky(chol: Tensor, out: Tensor | None = None) -> Tensor:
+def _inverse_from_cholesky(chol: Tensor, out: Tensor | None = None, scale: float = 1.0) -> Tensor:
     """F⁻¹ = L⁻ᵀ L⁻¹, L⁻ᵀ from one batched triangular solve X Lᵀ = I (the fastest batched CPU route we
     timed; torch's cholesky_inverse is slower)."""
     eye = torch.eye(chol.shape[-1], dtype=chol.dtype, device=chol.device)
     with _one_cpu_thread(chol.device):
         chol_inv_t = torch.linalg.solve_triangular(chol.mT, eye.expand_as(chol), upper=True, left=False)
-    return torch.bmm(chol_inv_t, chol_inv_t.mT, out=out)
+    if out is None:
+        return torch.bmm(chol_inv_t, chol_inv_t.mT).mul_(scale)
+    return torch.baddbmm(out, chol_inv_t, chol_inv_t.mT, beta=0.0, alpha=scale, out=out)
 
 
 def _safe_cholesky(f: Tensor) -> Tensor:
@@ -181,17 +183,19 @@ def _safe_cholesky(f: Tensor) -> Tensor:
     return chol
 
 
-def spd_inverse(f: Tensor, out: Tensor | None = None, max_pivot_ratio: float = 1e3) -> Tensor:
+def spd_inverse(f: Tensor, out: Tensor | None = None, scale: float = 1.0, max_pivot_ratio: float = 1e3) -> Tensor:
     """Batched inverse of SPD float32 blocks: Cholesky in float32, redone in float64 for the blocks where
     float32 fails or is shaky (pivot ratio max L_jj² / min L_jj², a lower bound on the condition number,
-    above `max_pivot_ratio`, where float32 could lose more than ~1e-4 relative accuracy). `out` may be `f`."""
+    above `max_pivot_ratio`, where float32 could lose more than ~1e-4 relative accuracy). Returns
+    `scale` · f⁻¹; `out` may be `f`."""
     if f.dtype == torch.float64:
-        return _inverse_from_cholesky(_safe_cholesky(f), out=out)
+        return _inverse_from_cholesky(_safe_cholesky(f), out=out, scale=scale)
     chol, info = _cholesky(f)
     pivots = torch.diagonal(chol, dim1=1, dim2=2) ** 2
     shaky = (info > 0) | ~(pivots.amax(-1) <= max_pivot_ratio * pivots.amin(-1))
-    exact = _inverse_from_cholesky(_safe_cholesky(f[shaky].double())).float() if bool(shaky.any()) else None
-    inv = _inverse_from_cholesky(chol, out=out)
+    exact = _inverse_from_cholesky(_safe_cholesky(f[shaky].double()), scale=scale).float() \
+        if bool(shaky.any()) else None
+    inv = _inverse_from_cholesky(chol, out=out, scale=scale)
     if exact is not None:
         inv[shaky] = exact
     return inv
