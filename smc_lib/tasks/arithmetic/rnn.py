@@ -23,40 +23,40 @@ class _GRUFunction(torch.autograd.Function):
     def forward(ctx, x: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor, b_hh: Tensor) -> Tensor:
         T, B, _ = x.shape
         H = w_hh.size(1)
-        gi = F.linear(x, w_ih, b_ih)  # (T, B, 3H)
+        gi = F.linear(x, w_ih, b_ih)  # (T, B, 3H), all steps at once
         h = x.new_zeros(B, H)
-        hs, rs, zs, ns, ghn = [], [], [], [], []
+        hs, rzs, ns, ghn = [h], [], [], []
         for t in range(T):
             gh = F.linear(h, w_hh, b_hh)
-            i_r, i_z, i_n = gi[t].chunk(3, dim=1)
-            h_r, h_z, h_n = gh.chunk(3, dim=1)
-            r, z = torch.sigmoid(i_r + h_r), torch.sigmoid(i_z + h_z)
-            n = torch.tanh(i_n + r * h_n)
-            hs.append(h)
-            h = n + z * (h - n)
-            rs.append(r), zs.append(z), ns.append(n), ghn.append(h_n)
-        hs.append(h)
+            rz = torch.sigmoid(gi[t, :, : 2 * H] + gh[:, : 2 * H])
+            n = torch.tanh(torch.addcmul(gi[t, :, 2 * H:], rz[:, :H], gh[:, 2 * H:]))
+            h = torch.lerp(n, h, rz[:, H:])  # (1 - z) * n + z * h
+            hs.append(h), rzs.append(rz), ns.append(n), ghn.append(gh[:, 2 * H:])
         out = torch.stack(hs[1:])
-        ctx.save_for_backward(x, w_ih, w_hh, torch.stack(hs[:-1]), torch.stack(rs), torch.stack(zs),
-                              torch.stack(ns), torch.stack(ghn))
+        rz = torch.stack(rzs)
+        ctx.save_for_backward(x, w_ih, w_hh, torch.stack(hs[:-1]), rz[..., :H], rz[..., H:], torch.stack(ns),
+                              torch.stack(ghn))
         return out
 
     @staticmethod
     def backward(ctx, d_out: Tensor):
         x, w_ih, w_hh, h_prev, r, z, n, ghn = ctx.saved_tensors
         T, B, H = h_prev.shape
-        d_gi = x.new_empty(T, B, 3 * H)
-        d_gh = x.new_empty(T, B, 3 * H)
+        to_n = (1 - z) * (1 - n * n)          # d n_pre / d h
+        to_z = (h_prev - n) * z * (1 - z)     # d z_pre / d h
+        to_r = ghn * r * (1 - r)              # d r_pre / d n_pre
+        dhs = x.new_empty(T, B, H)
         dh = x.new_zeros(B, H)
-        for t in reversed(range(T)):
+        for t in reversed(range(T)):  # only the recurrence itself runs step by step
             dh = dh + d_out[t]
-            d_n = dh * (1 - z[t]) * (1 - n[t] * n[t])
-            d_z = dh * (h_prev[t] - n[t]) * z[t] * (1 - z[t])
-            d_r = d_n * ghn[t] * r[t] * (1 - r[t])
-            d_gi[t] = torch.cat([d_r, d_z, d_n], dim=1)
-            d_gh[t] = torch.cat([d_r, d_z, d_n * r[t]], dim=1)
-            dh = dh * z[t] + d_gh[t] @ w_hh
-        flat_gi, flat_gh = d_gi.reshape(T * B, 3 * H), d_gh.reshape(T * B, 3 * H)
+            dhs[t] = dh
+            d_n = dh * to_n[t]
+            d_gh = torch.cat([d_n * to_r[t], dh * to_z[t], d_n * r[t]], dim=1)
+            dh = torch.addmm(dh * z[t], d_gh, w_hh)
+        d_n, d_z = dhs * to_n, dhs * to_z
+        d_r = d_n * to_r
+        flat_gi = torch.cat([d_r, d_z, d_n], dim=2).reshape(T * B, 3 * H)
+        flat_gh = torch.cat([d_r, d_z, d_n * r], dim=2).reshape(T * B, 3 * H)
         d_x = (flat_gi @ w_ih).reshape(x.shape)
         d_w_ih = flat_gi.t() @ x.reshape(T * B, -1)
         d_w_hh = flat_gh.t() @ h_prev.reshape(T * B, H)
