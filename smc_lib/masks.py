@@ -5,7 +5,7 @@ highest scores with an *exact* count (global: round(s * n) pruned over the whole
 magnitude pruning of Liu, Chen et al. ICLR 2023 / Frankle & Carbin 2019; layer-wise: round(s * n_p) per
 parameter) and a deterministic order (score, then flat index over the parameters in dict order), without
 concatenating the scores (see `selection.py`).
-Enforcement re-zeros pruned weights after each optimizer step with one in-place multiply per tensor, so a pruned
+Enforcement re-zeros pruned weights after each optimizer step in place (bit masking, no temporaries), so a pruned
 weight is exactly 0.0 at every forward pass without duplicating weights as `torch.nn.utils.prune` does.
 """
 from __future__ import annotations

@@ -26,7 +26,7 @@ from .errors import SMCError
 
 Tensor = torch.Tensor
 DIRECT_MAX = 1 << 20      # at most this many scores: one stable sort
-CHUNK = 1 << 20           # elements per chunk on CPU (temporaries stay at a few MB)
+CHUNK = 1 << 18           # elements per chunk on CPU (temporaries stay in cache)
 CHUNK_CUDA = 1 << 24
 SAMPLE = 1 << 20          # sample size used to bracket the k-th score (0 = go straight to radix)
 SIGMAS = 4.0              # bracket half-width in standard errors of the sample quantile
@@ -91,14 +91,9 @@ def prune_lowest(view: ScoreView, names: list[str], k: int) -> dict[str, Tensor]
     if k == 0:
         return {nm: torch.ones(sc[nm].shape, dtype=torch.bool, device=sc[nm].device) for nm in names}
     if n <= DIRECT_MAX:
-        masks = _by_sort(view, names, k)
-    else:
-        bracket = _bracket(view, names, k, n)
-        masks = (bracket and _one_pass(view, names, k, n, *bracket)) or _by_radix(view, names, k)
-    pruned = n - sum(count_true(m) for m in masks.values())
-    if pruned != k:
-        raise SMCError(f"pruned {pruned} weights instead of {k}: the scores contain NaN; make them finite")
-    return masks
+        return _by_sort(view, names, k)
+    bracket = _bracket(view, names, k, n)
+    return (bracket and _one_pass(view, names, k, n, *bracket)) or _by_radix(view, names, k)
 
 
 def count_true(mask: Tensor) -> int:
@@ -163,13 +158,14 @@ def _bracket_chunk(v: Tensor, out: Tensor, lo: float, hi: float) -> tuple[Tensor
         idx = torch.nonzero(out & (v <= hi)).view(-1)
         return idx, v[idx], int(torch.count_nonzero(out))
     vn, on = v.numpy(), out.numpy()
-    if np.isnan(vn.max()):                             # max propagates NaN: a cheap read-only check
-        raise SMCError("the scores contain NaN; make them finite (or -inf)")
     np.greater(vn, lo, out=on)
     inside = np.less_equal(vn, hi)
+    n_le, n_gt = np.count_nonzero(inside), np.count_nonzero(on)
     np.logical_and(inside, on, out=inside)
     idx = np.flatnonzero(inside)
-    return torch.from_numpy(idx), torch.from_numpy(vn[idx]), int(np.count_nonzero(on))
+    if n_le + n_gt - idx.size != vn.size:             # NaN is neither > lo nor <= hi
+        raise SMCError("the scores contain NaN; make them finite (or -inf)")
+    return torch.from_numpy(idx), torch.from_numpy(vn[idx]), int(n_gt)
 
 
 def _one_pass(view: ScoreView, names: list[str], k: int, n: int, lo: float, hi: float,
@@ -218,6 +214,8 @@ def _by_radix(view: ScoreView, names: list[str], k: int) -> dict[str, Tensor]:
         hist = torch.zeros(1 << 16, dtype=torch.int64)
         for nm in names:
             for _, v in view.chunks(nm):
+                if torch.isnan(v).any():
+                    raise SMCError("the scores contain NaN; make them finite (or -inf)")
                 key = _float_keys(v)
                 if prefix is not None:
                     key = key[(key >> (shift + 16)) == prefix]
