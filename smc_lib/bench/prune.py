@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import resource
 import subprocess
@@ -109,6 +110,26 @@ def run_side(side: str, args: argparse.Namespace) -> dict:
             "expected_pruned": round(args.sparsity * n)}
 
 
+def _r(x: float, digits: int = 4) -> float | None:
+    """Rounded figure for the JSON line; None (null) where a side failed."""
+    return None if math.isnan(x) else round(x, digits)
+
+
+def _n_params(args: argparse.Namespace) -> int:
+    return args.layers * 12 * args.hidden ** 2 + args.vocab * args.hidden
+
+
+def _warn_if_short_of_memory(n: int) -> None:
+    try:
+        with open("/proc/meminfo") as f:
+            avail = next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable"))
+    except (OSError, StopIteration):
+        return
+    if avail < 52 * n:
+        print(f"note: {avail / 1e9:.1f} GB available; the torch baseline needs about {52 * n / 1e9:.1f} GB",
+              file=sys.stderr)
+
+
 def _volunteer_for_oom_killer() -> None:
     """The torch baseline needs ~47 bytes per weight (16 GB at full size): if memory runs out on a shared
     machine, let the kernel kill this process rather than someone else's."""
@@ -125,7 +146,10 @@ def _child(side: str, args: argparse.Namespace) -> dict:
            "--threads", str(args.threads)]
     out = subprocess.run(cmd, capture_output=True, text=True)
     if out.returncode != 0:
-        raise RuntimeError(f"bench prune --side {side} failed:\n{out.stderr[-3000:]}")
+        why = "killed (out of memory?)" if out.returncode == -9 else f"exit code {out.returncode}"
+        print(f"bench prune --side {side} failed: {why}\n{out.stderr[-2000:]}", file=sys.stderr)
+        return {"side": side, "seconds": math.nan, "cpu_s": math.nan, "extra_rss_gb": math.nan,
+                "n_params": 0, "pruned": 0, "expected_pruned": 0, "failed": why}
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -145,15 +169,18 @@ def main(argv: list[str] | None = None) -> dict:
             _volunteer_for_oom_killer()
         print(json.dumps(run_side(args.side, args)))
         return {}
+    _warn_if_short_of_memory(_n_params(args))
     ours, base = _child("ours", args), _child("torch", args)
     for r in (ours, base):
         print(f"{r['side']:6s} {r['seconds']:8.3f} s wall {r['cpu_s']:8.3f} s CPU  +{r['extra_rss_gb']:.3f} GB RSS  "
               f"pruned {r['pruned']:,} of {r['n_params']:,} (expected {r['expected_pruned']:,})")
-    result = {"bench": "prune", "ours_s": round(ours["seconds"], 4), "torch_s": round(base["seconds"], 4),
-              "speedup": round(base["seconds"] / ours["seconds"], 2), "extra_rss_gb": round(ours["extra_rss_gb"], 4),
-              "torch_extra_rss_gb": round(base["extra_rss_gb"], 4), "n_params": ours["n_params"],
+    result = {"bench": "prune", "ours_s": _r(ours["seconds"]), "torch_s": _r(base["seconds"]),
+              "speedup": _r(base["seconds"] / ours["seconds"], 2), "extra_rss_gb": _r(ours["extra_rss_gb"]),
+              "torch_extra_rss_gb": _r(base["extra_rss_gb"]), "n_params": ours["n_params"],
               "exact": ours["pruned"] == ours["expected_pruned"], "threads": args.threads,
-              "cpu_speedup": round(base["cpu_s"] / ours["cpu_s"], 2)}
+              "cpu_speedup": _r(base["cpu_s"] / ours["cpu_s"], 2)}
+    if "failed" in base:
+        result["torch_failed"] = base["failed"]
     print(json.dumps(result))
     return result
 
