@@ -28,7 +28,7 @@ data: $(STAMP)
 	$(BIN)/dvc pull -q data.dvc
 
 repro: data
-	$(BIN)/dvc repro
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
 
 report: $(STAMP)
 	$(BIN)/smc report
