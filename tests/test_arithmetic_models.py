@@ -136,3 +136,11 @@ def test_default_train_config_is_table4(tiny_data):
     assert (gts.lr, gts.param_groups[0]["lr"], gts.batch_size, gts.epochs) == (1e-3, 8e-6, 4, 50)
     assert (g2t.lr, g2t.param_groups[0]["lr"], g2t.batch_size) == (8e-4, 1e-5, 8)
     assert gts.optimizer == "adam" and gts.weight_decay == 1e-5
+
+
+def test_build_model_is_fresh_each_time(tiny_data):
+    task = tiny_task(tiny_data, "gts")
+    a, b = task.build_model(), task.build_model()
+    assert a.embedder is not b.embedder
+    for (name, p), q in zip(a.named_parameters(), b.parameters()):
+        assert p is not q and torch.equal(p, q), name  # same seed → same initial weights, separate tensors

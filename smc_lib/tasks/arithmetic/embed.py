@@ -113,17 +113,26 @@ def resolve_embedder(name: str) -> str:
     return str(Path(name)) if Path(name).exists() else name
 
 
-def build_embedder(name: str, train_sentences: Sequence[Sequence[str]], dim: int = 768):
-    """(featurizer, module) for `random` (fresh word embedding of size `dim`) or a transformers model."""
+def build_featurizer(name: str, train_sentences: Sequence[Sequence[str]]):
+    """Tokenisation for `random` (a word vocabulary of the training questions) or a transformers model."""
     if name == RANDOM:
-        feat = WordFeaturizer(train_sentences)
-        return feat, WordEmbedder(len(feat.itos), dim)
+        return WordFeaturizer(train_sentences)
+    return TransformerFeaturizer(resolve_embedder(name))
+
+
+def build_embedder(name: str, featurizer, dim: int = 768) -> nn.Module:
+    """A fresh embedding module: a new random word embedding of size `dim`, or the pretrained weights."""
+    if name == RANDOM:
+        return WordEmbedder(len(featurizer.itos), dim)
     from transformers import AutoModel
 
     path = resolve_embedder(name)
     try:
-        model = AutoModel.from_pretrained(path)
+        try:
+            model = AutoModel.from_pretrained(path, add_pooling_layer=False)  # the pooler is never used
+        except TypeError:
+            model = AutoModel.from_pretrained(path)
     except OSError as e:
         raise SMCError(f"cannot load embedder {name!r} ({e.__class__.__name__}); pass a local path or "
                        "'minilm' when offline") from None
-    return TransformerFeaturizer(path), ContextualEmbedder(model)
+    return ContextualEmbedder(model)

@@ -20,7 +20,7 @@ from .. import register_task
 from ..base import Task
 from .batch import collate
 from .data import DATASETS, OutputVocab, Problem, answer_correct, evaluate_prefix, load_split
-from .embed import RANDOM, build_embedder, input_words
+from .embed import RANDOM, build_embedder, build_featurizer, input_words
 from .graph2tree import Graph2Tree
 from .gts import GTS, ModelConfig
 
@@ -78,13 +78,12 @@ class ArithmeticTask(Task):
         return OutputVocab.build(train, max_numbers=max(len(p.numbers) for p in dev))
 
     @cached_property
-    def _embedding(self):
+    def featurizer(self):
         sentences = [input_words(p.words, self.number_word) for p in self.problems("train")]
-        return build_embedder(self.embedder_name, sentences, self.embedding_dim)
+        return build_featurizer(self.embedder_name, sentences)
 
     def _collate(self, rows: list[Problem], targets: bool) -> dict:
-        featurize = self._embedding[0]
-        return collate(rows, featurize, self.vocab, self.number_word, targets=targets,
+        return collate(rows, self.featurizer, self.vocab, self.number_word, targets=targets,
                        graphs=MODELS[self.model_name].uses_graphs)
 
     def batches(self, split: str, batch_size: int, shuffle: bool = False, seed: int = 0) -> Iterable[dict]:
@@ -99,11 +98,10 @@ class ArithmeticTask(Task):
 
     # -- model
     def build_model(self) -> torch.nn.Module:
-        """A fresh model; the embedder is loaded again (pretrained) or drawn again (random) each time."""
+        """A fresh model: pretrained embedder weights (or a new random embedding) and a new GTS / Graph2Tree."""
         torch.manual_seed(self.seed)
-        if "_embedding" in self.__dict__ and self.embedder_name != RANDOM:
-            del self.__dict__["_embedding"]
-        return MODELS[self.model_name](self._embedding[1], self.vocab, self.model_cfg)
+        embedder = build_embedder(self.embedder_name, self.featurizer, self.embedding_dim)
+        return MODELS[self.model_name](embedder, self.vocab, self.model_cfg)
 
     def loss(self, model, batch: dict) -> torch.Tensor:
         return model(batch)
