@@ -155,10 +155,10 @@ def _child(side: str, args: argparse.Namespace) -> dict:
 
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(prog="smc bench prune", description=__doc__.split("\n")[0])
-    ap.add_argument("--layers", type=int, default=24)
-    ap.add_argument("--hidden", type=int, default=1024)
-    ap.add_argument("--vocab", type=int, default=50265)
-    ap.add_argument("--sparsity", type=float, default=0.5)
+    ap.add_argument("--layers", type=int, default=24, help="transformer layers (RoBERTa-large: 24)")
+    ap.add_argument("--hidden", type=int, default=1024, help="hidden size; the FFN is 4x (RoBERTa-large: 1024)")
+    ap.add_argument("--vocab", type=int, default=50265, help="embedding rows (RoBERTa: 50265)")
+    ap.add_argument("--sparsity", type=float, default=0.5, help="global fraction of weights pruned")
     ap.add_argument("--threads", type=int, default=1, help="torch/OMP threads for both sides (default 1: the "
                     "shared machine's cores are contended; more threads made both sides noisier here)")
     ap.add_argument("--side", choices=["ours", "torch"], help=argparse.SUPPRESS)

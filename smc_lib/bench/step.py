@@ -72,12 +72,12 @@ class Stepper:
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(prog="smc bench step", description=__doc__.split("\n")[0])
     ap.add_argument("--model", default="minilm", help="minilm (packaged), tiny (random, for tests), or a path")
-    ap.add_argument("--batch", type=int, default=8)
-    ap.add_argument("--choices", type=int, default=4)
-    ap.add_argument("--seq", type=int, default=64)
+    ap.add_argument("--batch", type=int, default=8, help="questions per batch")
+    ap.add_argument("--choices", type=int, default=4, help="answer choices per question")
+    ap.add_argument("--seq", type=int, default=64, help="tokens per choice")
     ap.add_argument("--steps", type=int, default=10, help="timed steps per block (median over them)")
-    ap.add_argument("--warmup", type=int, default=2)
-    ap.add_argument("--sparsity", type=float, default=0.5)
+    ap.add_argument("--warmup", type=int, default=2, help="untimed steps per model first")
+    ap.add_argument("--sparsity", type=float, default=0.5, help="global magnitude sparsity of the masked model")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1: on a shared, contended "
                     "machine extra threads mostly wait on each other; 0 = torch's default)")
     ap.add_argument("--clock", choices=["cpu", "wall"], default="cpu", help="what dense_s/masked_s/ratio use: "
