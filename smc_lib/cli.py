@@ -71,13 +71,18 @@ def data_check(data_dir: str) -> None:
         sys.exit(1)
 
 
-@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
-@click.argument("name")
+@main.command(add_help_option=False,
+              context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.argument("name", required=False)
 @click.pass_context
-def bench(ctx: click.Context, name: str) -> None:
-    """Run benchmark NAME (prune, step, fisher, gts); extra options go to it (see `smc bench NAME --help`)."""
+def bench(ctx: click.Context, name: str | None) -> None:
+    """Run benchmark NAME; its options follow (`smc bench NAME --help`). Prints one JSON line."""
     from .bench import BENCHES
 
+    if name in (None, "-h", "--help"):
+        click.echo(ctx.get_help())
+        click.echo("\nBenchmarks:\n" + "\n".join(f"  {k:8s} {v}" for k, v in BENCHES.items()))
+        return
     if name not in BENCHES:
         raise click.UsageError(f"unknown benchmark {name!r}; choose one of: {', '.join(BENCHES)}")
     importlib.import_module(f"smc_lib.bench.{name}").main(list(ctx.args))
