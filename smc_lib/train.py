@@ -276,7 +276,7 @@ def fit(task, model: nn.Module, cfg: TrainConfig, masks: MaskSet | None = None, 
         pos = p + 1
         state.batch = to_device(batch, device)
         loss = _training_loss(task, model, state.batch, teacher, cfg.distill)
-        if not torch.isfinite(loss):
+        if state.step % 10 == 0 and not torch.isfinite(loss):     # checked every 10 steps: a GPU sync
             raise SMCError(f"training loss became {float(loss)} at step {state.step}; lower the learning rate")
         loss.backward()
         state.loss = loss.detach()
@@ -293,7 +293,7 @@ def fit(task, model: nn.Module, cfg: TrainConfig, masks: MaskSet | None = None, 
         if re_enforce:
             masks.enforce()
         bar.update(1)
-        if state.step % 10 == 0:
+        if cfg.progress and state.step % 10 == 0:
             bar.set_postfix(loss=f"{loss.item():.4f}")
         if cfg.eval_every and state.step % cfg.eval_every == 0 and state.step < total:
             evaluate_and_save()

@@ -215,3 +215,11 @@ def test_epochs_to_steps_and_devices(toy_task):
     assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
     moved = to_device({"a": torch.ones(1), "b": [torch.zeros(1), (torch.ones(2),)], "c": "text"}, "cpu")
     assert moved["c"] == "text" and moved["b"][1][0].shape == (2,)
+
+
+def test_non_finite_loss_is_a_clear_error(toy_task):
+    class Diverged(type(toy_task)):
+        def loss(self, model, batch):
+            return super().loss(model, batch) * float("nan")
+    with pytest.raises(SMCError, match="lower the learning rate"):
+        fit(Diverged(), toy_task.build_model(), cfg())
