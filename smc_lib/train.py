@@ -252,7 +252,7 @@ def fit(task, model: nn.Module, cfg: TrainConfig, masks: MaskSet | None = None, 
         final = all(_hooks_call(hooks, "mask_is_final", state))
         state.metrics = metrics
         rec = {"step": state.step, **metrics, "mask_final": final,
-               "train_loss": float(state.loss) if state.loss is not None else float("nan")}
+               "train_loss": state.loss.item() if state.loss is not None else float("nan")}
         if masks is not None:
             rec["sparsity"] = masks.sparsity()
         history.append(rec)
@@ -277,7 +277,7 @@ def fit(task, model: nn.Module, cfg: TrainConfig, masks: MaskSet | None = None, 
         state.batch = to_device(batch, device)
         loss = _training_loss(task, model, state.batch, teacher, cfg.distill)
         if state.step % 10 == 0 and not torch.isfinite(loss):     # checked every 10 steps: a GPU sync
-            raise SMCError(f"training loss became {float(loss)} at step {state.step}; lower the learning rate")
+            raise SMCError(f"training loss became {loss.item()} at step {state.step}; lower the learning rate")
         loss.backward()
         state.loss = loss.detach()
         _hooks_call(hooks, "after_backward", state)
