@@ -117,7 +117,6 @@ def test_killed_sweep_resumes_without_recomputing(tmp_path: Path):
     pd.testing.assert_frame_equal(comparable(resumed), comparable(fresh))
 
 
-@pytest.mark.slow
 def test_ray_gives_the_local_table(tmp_path: Path):
     pytest.importorskip("ray")
     prof = write_profile(tmp_path / "p.yaml", methods=["dense", "omp_after", "gmp"], sparsities=[0.5])
