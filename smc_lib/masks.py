@@ -6,7 +6,7 @@ magnitude pruning of Liu, Chen et al. ICLR 2023 / Frankle & Carbin 2019; layer-w
 parameter) and a deterministic order (score, then flat index over the parameters in dict order), without
 concatenating the scores (see `selection.py`).
 Enforcement re-zeros pruned weights after each optimizer step in place (bit masking, no temporaries), so a pruned
-weight is exactly 0.0 at every forward pass without duplicating weights as `torch.nn.utils.prune` does.
+weight is exactly 0.0 at every forward pass without duplicating weights as torch's built-in pruning utilities do.
 """
 from __future__ import annotations
 

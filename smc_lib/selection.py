@@ -2,7 +2,7 @@
 
 Global magnitude pruning (Han et al. 2015; Frankle & Carbin 2019, and the OMP baselines of Liu, Chen et al.
 ICLR 2023) needs the k-th smallest of ~350 M scores. Concatenating them costs a full copy, and
-`torch.nn.utils.prune` keeps a second copy of every weight. Here, the order is (score, flat index over the
+torch's built-in pruning utility keeps a second copy of every weight. Here, the order is (score, flat index over the
 tensors in dict order) and:
 
 1. a random sample (fixed seed) brackets the k-th score in [lo, hi];
