@@ -125,3 +125,12 @@ def test_gold_equations_reproduce_answers_on_all_data():
                 mismatches.add((p.numbers, " ".join(p.equation)))
     assert rows == 5 * 1921 + 5 * 1217 + 3138 + 1000
     assert mismatches == KNOWN_ANSWER_MISMATCHES
+
+
+def test_truncated_row_is_rejected_with_its_line(tmp_path):
+    good = row("x number0 y", "1", "number0", "1", "[]")
+    path = write_csv(tmp_path / "cut.csv", [good, good])
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text[: text.rindex("\n", 0, len(text) - 1) + 12], encoding="utf-8")  # cut the last row short
+    with pytest.raises(SMCError, match=r"cut.csv:3: expected \d+ fields"):
+        read_csv(path)

@@ -12,7 +12,6 @@ compare with `Answer` (tolerance 1e-4).
 from __future__ import annotations
 
 import ast
-import csv
 import math
 import re
 from collections import Counter
@@ -20,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from ... import readers
 from ...errors import SMCError
 
 OPERATORS: tuple[str, ...] = ("+", "-", "*", "/")
@@ -72,15 +72,14 @@ def load_split(data_dir: Path | str, dataset: str, split: str, fold: int | None 
 
 
 def read_csv(path: Path | str) -> list[Problem]:
-    """Parse one CSV of Patel et al.'s format; any malformed row raises SMCError naming file and row."""
+    """Parse one CSV of Patel et al.'s format; any malformed row raises SMCError naming file and row.
+
+    The strict shared reader rejects truncated rows (wrong field count) and missing columns."""
     path = Path(path)
-    with open(path, newline="", encoding="utf-8") as fh:
-        reader = csv.DictReader(fh)
-        missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or [])]
-        if missing:
-            raise SMCError(f"{path}: missing columns {missing}; expected {', '.join(REQUIRED_COLUMNS)}")
-        return [_parse_row(row, f"{path}, row {i} (line {reader.line_num})")
-                for i, row in enumerate(reader, start=1)]
+    rows = readers.read_csv(path, REQUIRED_COLUMNS[:4])  # group_nums may be empty, so only its column is required
+    if rows and "group_nums" not in rows[0]:
+        raise SMCError(f"{path}: missing columns ['group_nums']; expected {', '.join(REQUIRED_COLUMNS)}")
+    return [_parse_row(row, f"{path}, row {i} (line {row['_line']})") for i, row in enumerate(rows, start=1)]
 
 
 def _parse_row(row: dict, where: str) -> Problem:
