@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from smc_lib.errors import SMCError
-from smc_lib.methods.scores import (BlockFisher, check_block_size, fisher_inverse, obert_scores,
-                                    obs_update, spd_inverse)
+from smc_lib.linalg import spd_inverse_
+from smc_lib.methods.scores import BlockFisher, check_block_size, fisher_inverse, obert_scores, obs_update
 
 
 def _reference_inverse(grads: np.ndarray, block: int, damping: float) -> np.ndarray:
@@ -100,7 +100,7 @@ def test_ill_conditioned_blocks_are_inverted_in_float64():
     grads = torch.randn(6, 20 * 4, generator=gen) * 10           # m = 6 < B = 20: rank 6, κ ~ 1e5
     f = torch.einsum("kni,knj->nij", grads.view(6, 4, 20), grads.view(6, 4, 20)) / 6 + 1e-2 * torch.eye(20)
     ref = torch.linalg.inv(f.double())                              # exact inverse of the same float32 blocks
-    ours = spd_inverse(f.clone())
+    ours = spd_inverse_(f.clone())
     err = ((ours.double() - ref).norm(dim=(1, 2)) / ref.norm(dim=(1, 2))).max()
     assert err <= 1e-4
     plain = torch.cholesky_inverse(torch.linalg.cholesky(f)).double()  # what float32 alone would give

@@ -1,7 +1,7 @@
 """`smc bench fisher`: oBERT's block-Fisher inverse (Kurtic et al. 2022), ours vs SparseML's way.
 
-Ours: all m gradients at once, one batched matmul per chunk of blocks to Σ g gᵀ, then a batched Cholesky
-inverse (float64 for accuracy). SparseML's way: F⁻¹ starts at I/λ and every gradient updates every block by
+Ours: all m gradients at once, one batched Gram product to Σ g gᵀ, then a Cholesky per block and a batched
+triangular inverse (`smc_lib.linalg`; float64 only for ill-conditioned blocks). SparseML's way: F⁻¹ starts at I/λ and every gradient updates every block by
 the rank-1 Woodbury (Sherman-Morrison) formula F⁻¹ ← F⁻¹ - (F⁻¹g gᵀF⁻¹) / (m + gᵀF⁻¹g), m times in sequence.
 Both run in this process on the same random gradients; the relative error is against a float64 inverse of
 λI + (1/m) Σ g gᵀ per block (Frobenius norm over all blocks). Ends with one JSON line.

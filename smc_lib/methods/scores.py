@@ -13,9 +13,7 @@ global or layer-wise mask.
 """
 from __future__ import annotations
 
-import contextlib
 import itertools
-import warnings
 from typing import Iterator, Mapping
 
 import torch
@@ -23,6 +21,7 @@ from torch import Tensor
 from tqdm import tqdm
 
 from ..errors import SMCError
+from ..linalg import add_gram, one_cpu_thread, safe_cholesky, spd_inverse_
 
 Params = Mapping[str, Tensor]
 
@@ -113,7 +112,7 @@ class BlockFisher:
     def add(self, grads: Tensor) -> None:
         """Accumulate k gradients, shape (k, numel), with one batched matmul."""
         g = grads.reshape(grads.shape[0], self.n_blocks, self.block_size).to(self.matrix.dtype).transpose(0, 1)
-        self.matrix.baddbmm_(g.transpose(1, 2), g, beta=1.0 if self.count else 0.0)   # first add: overwrite
+        add_gram(self.matrix, g.detach(), accumulate=self.count > 0)                  # first add: overwrite
         self.count += grads.shape[0]
 
     def inverse(self, damping: float = 1e-7, chunk: int = 2048) -> Tensor:
@@ -127,78 +126,9 @@ class BlockFisher:
         for lo in range(0, self.n_blocks, chunk):                 # (S/m + λI)⁻¹ = m (S + mλI)⁻¹
             f = self.matrix[lo:lo + chunk]
             f.diagonal(dim1=1, dim2=2).add_(self.count * damping)
-            spd_inverse(f, out=f, scale=self.count)
+            spd_inverse_(f, scale=self.count)
         self.inverted = True
         return self.matrix
-
-
-@contextlib.contextmanager
-def _one_cpu_thread(device: torch.device):
-    """Batched small LAPACK calls on CPU: torch 2.13's multi-threaded batched triangular solve was up to 70×
-    slower than one thread on our 2 shared cores (measured), so run them on one."""
-    n = torch.get_num_threads()
-    if device.type == "cpu":
-        torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(n)
-
-
-def _cholesky(f: Tensor) -> tuple[Tensor, Tensor]:
-    with _one_cpu_thread(f.device):
-        return torch.linalg.cholesky_ex(f)
-
-
-def _inverse_from_cholesky(chol: Tensor, out: Tensor | None = None, scale: float = 1.0) -> Tensor:
-    """F⁻¹ = L⁻ᵀ L⁻¹, L⁻ᵀ from one batched triangular solve X Lᵀ = I (the fastest batched CPU route we
-    timed; torch's cholesky_inverse is slower)."""
-    eye = torch.eye(chol.shape[-1], dtype=chol.dtype, device=chol.device)
-    with _one_cpu_thread(chol.device):
-        chol_inv_t = torch.linalg.solve_triangular(chol.mT, eye.expand_as(chol), upper=True, left=False)
-    if out is None:
-        return torch.bmm(chol_inv_t, chol_inv_t.mT).mul_(scale)
-    return torch.baddbmm(out, chol_inv_t, chol_inv_t.mT, beta=0.0, alpha=scale, out=out)
-
-
-def _safe_cholesky(f: Tensor) -> Tensor:
-    """Cholesky of a batch of SPD matrices. Σ g gᵀ is summed in float32 (the bulk of the work); when its
-    rounding outweighs a tiny λ a block can come out indefinite, and only those blocks get a jitter of
-    10⁻⁸…10⁻⁴ × their mean diagonal added (the standard PSD-safe Cholesky), with a warning."""
-    chol, info = _cholesky(f)
-    bad = info > 0
-    scale = torch.diagonal(f, dim1=1, dim2=2).mean(-1)
-    eye = torch.eye(f.shape[-1], dtype=f.dtype, device=f.device)
-    for jitter in (1e-8, 1e-6, 1e-4):
-        if not bool(bad.any()):
-            return chol
-        warnings.warn(f"{int(bad.sum())} Fisher blocks not positive definite; adding {jitter:g} × their mean "
-                      "diagonal (raise obert damping to avoid this)", stacklevel=4)
-        fixed, info = _cholesky(f[bad] + jitter * scale[bad, None, None] * eye)
-        chol[bad] = fixed
-        bad = bad.clone()
-        bad[bad.clone()] = info > 0
-    if bool(bad.any()):
-        raise SMCError("block Fisher not positive definite even with jitter; raise obert damping (e.g. 1e-4)")
-    return chol
-
-
-def spd_inverse(f: Tensor, out: Tensor | None = None, scale: float = 1.0, max_pivot_ratio: float = 1e3) -> Tensor:
-    """Batched inverse of SPD float32 blocks: Cholesky in float32, redone in float64 for the blocks where
-    float32 fails or is shaky (pivot ratio max L_jj² / min L_jj², a lower bound on the condition number,
-    above `max_pivot_ratio`, where float32 could lose more than ~1e-4 relative accuracy). Returns
-    `scale` · f⁻¹; `out` may be `f`."""
-    if f.dtype == torch.float64:
-        return _inverse_from_cholesky(_safe_cholesky(f), out=out, scale=scale)
-    chol, info = _cholesky(f)
-    pivots = torch.diagonal(chol, dim1=1, dim2=2) ** 2
-    shaky = (info > 0) | ~(pivots.amax(-1) <= max_pivot_ratio * pivots.amin(-1))
-    exact = _inverse_from_cholesky(_safe_cholesky(f[shaky].double()), scale=scale).float() \
-        if bool(shaky.any()) else None
-    inv = _inverse_from_cholesky(chol, out=out, scale=scale)
-    if exact is not None:
-        inv[shaky] = exact
-    return inv
 
 
 def fisher_inverse(grads: Tensor, block_size: int = 50, damping: float = 1e-7, chunk: int = 2048,
@@ -253,8 +183,8 @@ def obs_update(weight: Tensor, finv: Tensor, pruned: Tensor, chunk: int = 2048) 
         fi = finv[lo:lo + chunk].double()
         p = mask[lo:lo + chunk].double()
         a = fi * p[:, :, None] * p[:, None, :] + torch.diag_embed(1.0 - p)
-        chol = _safe_cholesky(a)
-        with _one_cpu_thread(chol.device):
+        chol = safe_cholesky(a).tril_()                       # the factor is the lower triangle
+        with one_cpu_thread(chol.device):
             x = torch.cholesky_solve((w[lo:lo + chunk].double() * p).unsqueeze(-1), chol)
         out[lo:lo + chunk] = -(fi @ x).squeeze(-1).float()
     return out.reshape(weight.shape)
