@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from smc_lib.errors import SMCError
 from smc_lib.masks import MaskSet
 from smc_lib.scope import prunable
-from smc_lib.train import (SCHEDULES, TrainConfig, build_optimizer, distill_loss, fit, lr_multiplier,
+from smc_lib.train import (OPTIMIZERS, SCHEDULES, TrainConfig, build_optimizer, distill_loss, fit, lr_multiplier,
                            resolve_device, to_device)
 
 
@@ -173,6 +173,25 @@ def test_param_groups_by_regex(toy_model):
     assert sum(len(g["params"]) for g in opt.param_groups) == len(list(toy_model.parameters()))
     with pytest.raises(SMCError, match="matches no trainable parameter"):
         build_optimizer(toy_model, cfg(param_groups=[{"pattern": "classifier", "lr": 1e-3}]))
+
+
+@pytest.mark.parametrize("name", ["adam", "adamw"])
+def test_fused_optimizer_matches_the_per_tensor_loop(toy_model, name):
+    import copy
+    c = cfg(optimizer=name, weight_decay=0.01)
+    twin = copy.deepcopy(toy_model)
+    fused = build_optimizer(toy_model, c)
+    plain = OPTIMIZERS[name](twin.parameters(), lr=c.lr, betas=tuple(c.betas), eps=c.eps,
+                             weight_decay=c.weight_decay)
+    assert fused.defaults["fused"] is True
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(5):
+        for p, q in zip(toy_model.parameters(), twin.parameters()):
+            p.grad = torch.randn(p.shape, generator=gen)
+            q.grad = p.grad.clone()
+        fused.step(), plain.step()
+    for p, q in zip(toy_model.parameters(), twin.parameters()):
+        torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
 
 
 def test_distill_loss_matches_definition():
