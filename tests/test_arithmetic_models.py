@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 import random
 
+import numpy as np
 import pytest
 import torch
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
@@ -144,3 +145,19 @@ def test_build_model_is_fresh_each_time(tiny_data):
     assert a.embedder is not b.embedder
     for (name, p), q in zip(a.named_parameters(), b.parameters()):
         assert p is not q and torch.equal(p, q), name  # same seed → same initial weights, separate tensors
+
+
+@pytest.mark.parametrize("model_name", ["gts", "graph2tree"])
+def test_batched_beam_search_equals_one_problem_at_a_time(tiny_data, model_name):
+    task = tiny_task(tiny_data, model_name, dropout=0.0, hidden=32)
+    model = task.build_model()
+    fit(task, model, dataclasses.replace(task.default_train_config(), epochs=12, batch_size=8, lr=2e-3,
+                                         progress=False, device="cpu", eval_every=None, schedule="constant"))
+    model = model.double().eval()
+    (batch,) = list(task.batches("dev", 12))
+    batch = {k: v.double() if torch.is_tensor(v) and v.is_floating_point() else v for k, v in batch.items()}
+    together = model.beam(batch, beam_size=4)
+    alone = [h for b in range(len(together)) for h in model.beam({k: v[b:b + 1] for k, v in batch.items()}, 4)]
+    assert [h.out for h in together] == [h.out for h in alone]
+    np.testing.assert_allclose([h.score for h in together], [h.score for h in alone], rtol=1e-10)
+    assert sum(len(h.out) > 1 for h in together) >= 6        # trees, so merges and sibling goals are exercised

@@ -1,9 +1,12 @@
 """Beam-search decoding of the goal-driven tree decoder (Xie & Sun 2019, beam 5 in Patel et al. 2021).
 
 Each hypothesis keeps the two stacks of the reference implementation: pending raw goals (top = the
-node to generate next) and the partial subtree embeddings. All live hypotheses of one problem are
-scored in one batched call. Operators are masked once the remaining length could no longer close the
-tree, so every returned sequence is a complete prefix expression.
+node to generate next) and the partial subtree embeddings. Beams are kept per problem, as in the
+reference, but every network call of a step is made once for the live hypotheses of *all* problems of the
+batch (goal, attention, scores, node generation, and the subtree merges level by level): the decoder's
+weights are read once per step instead of once per problem and hypothesis, which is what bounds a batch-1
+decoder on CPU. Operators are masked once the remaining length could no longer close the tree, so every
+returned sequence is a complete prefix expression.
 """
 from __future__ import annotations
 
@@ -32,30 +35,30 @@ class Hypothesis:
 
 @torch.no_grad()
 def beam_search(dec: TreeDecoder, enc: Tensor, enc_pad: Tensor, problem: Tensor, leaves: Tensor,
-                leaf_pad: Tensor, beam_size: int = 5, max_len: int = 30) -> list[int]:
-    """Best prefix token ids for one problem. enc (W, H), problem (H,), leaves (K, H)."""
+                leaf_pad: Tensor, beam_size: int = 5, max_len: int = 30) -> list[Hypothesis]:
+    """The best hypothesis (`.out` = prefix token ids, `.score` = log-probability) of each problem of a batch.
+    enc (B, W, H), enc_pad (B, W) True at padding, problem (B, H) root goals, leaves (B, K, H) leaf
+    embeddings, leaf_pad (B, K) True where a problem has no such leaf."""
     enc_proj = dec.attn.project_b(enc)
-    beams = [Hypothesis(0.0, [problem])]
+    beams = [[Hypothesis(0.0, [problem[b]])] for b in range(enc.size(0))]
     for step in range(max_len):
-        live = [h for h in beams if h.goals]
+        live = [(b, h) for b, hyps in enumerate(beams) for h in hyps if h.goals]
         if not live:
             break
-        m = len(live)
-        q, ctx = _goal_and_context(dec, live, enc, enc_proj, enc_pad)
-        logp = torch.log_softmax(dec.logits(q, ctx, leaves.expand(m, -1, -1),
-                                            leaf_pad.expand(m, -1)), dim=-1)
-        remaining = max_len - step
-        for j, h in enumerate(live):
-            if len(h.goals) + 2 > remaining:
-                logp[j, : dec.n_ops] = NEG_INF
-        top_lp, top_tok = logp.topk(min(beam_size, logp.size(1)), dim=-1)
-        cands = [(h.score, h, None, None) for h in beams if not h.goals]
-        for j, h in enumerate(live):
-            for lp, tok in zip(top_lp[j].tolist(), top_tok[j].tolist()):
-                cands.append((h.score + lp, h, j, tok))
-        cands.sort(key=lambda c: -c[0])
-        beams = _expand(dec, cands[:beam_size], q, ctx, leaves)
-    return max(beams, key=lambda h: h.score).out
+        rows = torch.tensor([b for b, _ in live], device=enc.device)
+        q, ctx = _goal_and_context(dec, [h for _, h in live], enc[rows], enc_proj[rows], enc_pad[rows])
+        logp = torch.log_softmax(dec.logits(q, ctx, leaves[rows], leaf_pad[rows]), dim=-1)
+        too_long = torch.tensor([len(h.goals) + 2 > max_len - step for _, h in live], device=logp.device)
+        logp[:, : dec.n_ops].masked_fill_(too_long[:, None], NEG_INF)
+        top_lp, top_tok = (t.tolist() for t in logp.topk(min(beam_size, logp.size(1)), dim=-1))
+        cands: list[list] = [[(h.score, h, None, None) for h in hyps if not h.goals] for hyps in beams]
+        for j, (b, h) in enumerate(live):
+            cands[b].extend((h.score + lp, h, j, tok) for lp, tok in zip(top_lp[j], top_tok[j]))
+        chosen = [(b, c) for b, cs in enumerate(cands) for c in sorted(cs, key=lambda c: -c[0])[:beam_size]]
+        beams = [[] for _ in beams]
+        for (b, _), hyp in zip(chosen, _expand(dec, chosen, q, ctx, leaves)):
+            beams[b].append(hyp)
+    return [max(hyps, key=lambda h: h.score) for hyps in beams]
 
 
 def _goal_and_context(dec: TreeDecoder, live: list[Hypothesis], enc: Tensor, enc_proj: Tensor,
@@ -63,25 +66,24 @@ def _goal_and_context(dec: TreeDecoder, live: list[Hypothesis], enc: Tensor, enc
     raw = torch.stack([h.goals[-1] for h in live])
     lefts = [h.left_subtree for h in live]
     q = dec.goal(raw, None)
-    right = [j for j, l in enumerate(lefts) if l is not None]
+    right = [j for j, left in enumerate(lefts) if left is not None]
     if right:
         q[right] = dec.goal(raw[right], torch.stack([lefts[j] for j in right]))
-    m = len(live)
-    ctx = dec.context(q, enc.expand(m, -1, -1), enc_proj.expand(m, -1, -1), enc_pad.expand(m, -1))
-    return q, ctx
+    return q, dec.context(q, enc, enc_proj, enc_pad)
 
 
 def _expand(dec: TreeDecoder, chosen: list, q: Tensor, ctx: Tensor, leaves: Tensor) -> list[Hypothesis]:
-    """Apply each chosen (score, parent, row, token): split goals for operators, merge for leaves."""
-    ops = [(k, c) for k, c in enumerate(chosen) if c[2] is not None and c[3] < dec.n_ops]
+    """Apply each chosen (problem, (score, parent, row, token)): operators split their goal, a leaf closes
+    subtrees bottom-up (merged for all hypotheses at once, one tree level per call)."""
+    ops = [k for k, (_, c) in enumerate(chosen) if c[2] is not None and c[3] < dec.n_ops]
     split = {}
     if ops:
-        rows = torch.tensor([c[2] for _, c in ops])
-        tok = torch.tensor([c[3] for _, c in ops], device=q.device)
+        rows = torch.tensor([chosen[k][1][2] for k in ops], device=q.device)
+        tok = torch.tensor([chosen[k][1][3] for k in ops], device=q.device)
         gl, gr = dec.generate(q[rows], ctx[rows], tok)
-        split = {k: (gl[i], gr[i]) for i, (k, _) in enumerate(ops)}
-    out = []
-    for k, (score, h, row, tok) in enumerate(chosen):
+        split = {k: (gl[i], gr[i]) for i, k in enumerate(ops)}
+    out, closing = [], {}
+    for k, (b, (score, h, row, tok)) in enumerate(chosen):
         if row is None:
             out.append(h)
             continue
@@ -91,12 +93,19 @@ def _expand(dec: TreeDecoder, chosen: list, q: Tensor, ctx: Tensor, leaves: Tens
             new.goals += [gr, gl]
             new.subtrees.append((tok, False))
         else:
-            cur = leaves[tok - dec.n_ops]
-            while new.subtrees and new.subtrees[-1][1]:
-                sub, _ = new.subtrees.pop()
-                op, _ = new.subtrees.pop()
-                op_t = torch.tensor([op], device=cur.device)
-                cur = dec.merge_subtree(op_t, sub[None], cur[None])[0]
-            new.subtrees.append((cur, True))
+            closing[k] = leaves[b, tok - dec.n_ops]
         out.append(new)
+    while True:                                   # merge finished siblings, all hypotheses per level
+        ready = [k for k in closing if out[k].subtrees and out[k].subtrees[-1][1]]
+        if not ready:
+            break
+        subs, op_ids = [], []
+        for k in ready:
+            subs.append(out[k].subtrees.pop()[0])
+            op_ids.append(out[k].subtrees.pop()[0])
+        merged = dec.merge_subtree(torch.tensor(op_ids, device=q.device), torch.stack(subs),
+                                   torch.stack([closing[k] for k in ready]))
+        closing.update(zip(ready, merged))
+    for k, cur in closing.items():
+        out[k].subtrees.append((cur, True))
     return out

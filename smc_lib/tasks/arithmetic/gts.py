@@ -73,15 +73,14 @@ class GTS(nn.Module):
     @torch.no_grad()
     def decode(self, batch: dict, beam_size: int | None = None) -> list[list[str]]:
         """Beam-search prefix expressions (vocabulary tokens) for every problem of the batch."""
+        return [[self.vocab.tokens[i] for i in best.out] for best in self.beam(batch, beam_size)]
+
+    @torch.no_grad()
+    def beam(self, batch: dict, beam_size: int | None = None) -> list:
+        """The best beam-search hypothesis (token ids `.out`, log-probability `.score`) of every problem."""
         enc, problem, numbers = self.encode(batch)
         leaves = self.decoder.leaves(numbers)
         num_pad = batch["num_pad"]
         leaf_pad = torch.cat([num_pad.new_zeros(num_pad.size(0), len(self.vocab.constants)), num_pad], 1)
-        tokens = self.vocab.tokens
-        out = []
-        for b in range(enc.size(0)):
-            n = int(batch["lengths"][b])
-            ids = beam_search(self.decoder, enc[b, :n], batch["word_pad"][b, :n], problem[b], leaves[b],
-                              leaf_pad[b], beam_size or self.cfg.beam_size, self.cfg.max_len)
-            out.append([tokens[i] for i in ids])
-        return out
+        return beam_search(self.decoder, enc, batch["word_pad"], problem, leaves, leaf_pad,
+                           beam_size or self.cfg.beam_size, self.cfg.max_len)
