@@ -113,7 +113,8 @@ def layerwise_table(results: Iterable) -> pd.DataFrame:
 
 
 def layerwise_chart(layerwise: pd.DataFrame, columns: int = 4, width: int = 160, height: int = 120) -> alt.FacetChart:
-    """Sparsity per transformer layer and kind (attention / ffn / embedding / head), a panel per method.
+    """Sparsity per transformer layer and kind (attention / ffn / embedding / head), a panel per method;
+    with several target sparsities, a row of panels per sparsity (one line per kind in every panel).
 
     Layer -1 holds the weights outside the numbered layers (embeddings, heads). Values are
     numel-weighted means over the parameters of a layer and kind.
@@ -122,15 +123,21 @@ def layerwise_chart(layerwise: pd.DataFrame, columns: int = 4, width: int = 160,
     agg = (lw.groupby(["method", "sparsity", "layer", "kind"], as_index=False)
              .agg(pruned=("pruned", "sum"), numel=("numel", "sum")))
     agg["layer_sparsity"] = agg["pruned"] / agg["numel"]
+    agg["target"] = agg["sparsity"].map(lambda s: f"target {s:.1%}")
     chart = alt.Chart(agg).mark_line(point=True).encode(
         x=alt.X("layer:O", title="layer"),
         y=alt.Y("layer_sparsity:Q", title="sparsity", axis=alt.Axis(format="%"), scale=alt.Scale(domain=[0, 1])),
         color=alt.Color("kind:N"),
-        tooltip=["method", "layer", "kind", alt.Tooltip("layer_sparsity:Q", format=".1%"), "numel"],
+        tooltip=["method", "target", "layer", "kind", alt.Tooltip("layer_sparsity:Q", format=".1%"), "numel"],
     ).properties(width=width, height=height)
-    title = ("layerwise sparsity at target " + ", ".join(f"{s:.0%}" for s in sorted(agg["sparsity"].unique()))
-             + " (layer -1: embeddings, heads and other weights outside the numbered layers)")
-    return chart.facet(facet=alt.Facet("method:N", sort=METHOD_ORDER, title=None), columns=columns).properties(title=title)
+    title = "layerwise sparsity (layer -1: embeddings, heads and other weights outside the numbered layers)"
+    targets = sorted(agg["sparsity"].unique())
+    if len(targets) == 1:
+        return chart.facet(facet=alt.Facet("method:N", sort=METHOD_ORDER, title=None),
+                           columns=columns).properties(title=f"{title}, target {targets[0]:.1%}")
+    order = [f"target {s:.1%}" for s in targets]
+    return chart.facet(row=alt.Row("target:N", sort=order, title=None),
+                       column=alt.Column("method:N", sort=METHOD_ORDER, title=None)).properties(title=title)
 
 
 def to_svg(chart: alt.TopLevelMixin) -> str:

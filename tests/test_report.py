@@ -40,6 +40,17 @@ def fake_layerwise(sparsity: float = 0.488) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def test_layerwise_chart_gives_each_sparsity_its_own_row_of_panels():
+    one = plots.layerwise_chart(fake_layerwise(0.488)).to_dict()
+    assert "facet" in one and "row" not in one.get("facet", {})
+    both = plots.layerwise_chart(pd.concat([fake_layerwise(0.2), fake_layerwise(0.488)])).to_dict()
+    assert both["facet"]["row"]["field"] == "target" and both["facet"]["column"]["field"] == "method"
+    values = pd.DataFrame(next(iter(both["datasets"].values())))
+    # one line per (target, method, kind): never two sparsities on one line
+    assert (values.groupby(["target", "method", "kind", "layer"]).size() == 1).all()
+    plots.to_svg(plots.layerwise_chart(pd.concat([fake_layerwise(0.2), fake_layerwise(0.488)])))
+
+
 def fake_notebook(table: pd.DataFrame, title: str) -> nbformat.NotebookNode:
     """An 'executed' notebook as papermill leaves it: markdown, a grid chart, a layerwise chart, a table."""
     grid = plots.sparsity_grid(table, REFERENCE)
