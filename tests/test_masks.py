@@ -33,10 +33,10 @@ def reference_masks(scores: dict, sparsity: float, transform=None, keep=None) ->
     return out
 
 
-@pytest.fixture(params=["sort", "sampled", "radix"])
+@pytest.fixture(params=["direct", "sampled", "radix"])
 def path(request, monkeypatch):
     """Force each selection path on small inputs (the sampled/radix paths normally start at 1 M scores)."""
-    if request.param != "sort":
+    if request.param != "direct":
         monkeypatch.setattr(selection, "DIRECT_MAX", 0)
         monkeypatch.setattr(selection, "CHUNK", 97)            # many chunks, odd size
     if request.param == "sampled":
