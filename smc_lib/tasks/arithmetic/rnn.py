@@ -16,6 +16,15 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 
+def _small_batch_mm(w: Tensor, h: Tensor) -> Tensor:
+    """h @ wᵀ for a handful of rows h (B, K) and a large row-major w (N, K), as a new contiguous (B, N).
+
+    Computed as (w @ hᵀ)ᵀ with hᵀ a column-major view: MKL then streams w once in a matrix-vector-like
+    kernel, where `F.linear(h, w)` packs w first; measured 1.5–1.7× faster per call for GTS's recurrence
+    (N = 1536, K = 512, B = 4, one thread)."""
+    return torch.mm(w, h.t()).t().contiguous()
+
+
 class _GRUFunction(torch.autograd.Function):
     """One unidirectional GRU layer over (T, B, E) with zero initial state."""
 
@@ -27,10 +36,10 @@ class _GRUFunction(torch.autograd.Function):
         h = x.new_zeros(B, H)
         hs, rzs, ns, ghn = [h], [], [], []
         for t in range(T):
-            gh = F.linear(h, w_hh, b_hh)
+            gh = _small_batch_mm(w_hh, h).add_(b_hh)
             rz = torch.sigmoid(gi[t, :, : 2 * H] + gh[:, : 2 * H])
             n = torch.tanh(torch.addcmul(gi[t, :, 2 * H:], rz[:, :H], gh[:, 2 * H:]))
-            h = torch.lerp(n, h, rz[:, H:])  # (1 - z) * n + z * h
+            h = torch.lerp(n, h, rz[:, H:]).contiguous()  # (1 - z) * n + z * h
             hs.append(h), rzs.append(rz), ns.append(n), ghn.append(gh[:, 2 * H:])
         out = torch.stack(hs[1:])
         rz = torch.stack(rzs)
@@ -47,12 +56,13 @@ class _GRUFunction(torch.autograd.Function):
         to_r = ghn * r * (1 - r)              # d r_pre / d n_pre
         dhs = x.new_empty(T, B, H)
         dh = x.new_zeros(B, H)
+        w_hh_t = w_hh.t().contiguous()
         for t in reversed(range(T)):  # only the recurrence itself runs step by step
             dh = dh + d_out[t]
             dhs[t] = dh
             d_n = dh * to_n[t]
             d_gh = torch.cat([d_n * to_r[t], dh * to_z[t], d_n * r[t]], dim=1)
-            dh = torch.addmm(dh * z[t], d_gh, w_hh)
+            dh = _small_batch_mm(w_hh_t, d_gh).add_(dh * z[t])
         d_n, d_z = dhs * to_n, dhs * to_z
         d_r = d_n * to_r
         flat_gi = torch.cat([d_r, d_z, d_n], dim=2).reshape(T * B, 3 * H)
