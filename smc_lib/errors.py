@@ -19,3 +19,11 @@ def check_sparsity(sparsity: float) -> float:
     if not 0.0 <= s < 1.0:
         raise SMCError(f"sparsity must be in [0, 1), got {s}; e.g. 0.2, 0.36, 0.488 (1 - 0.8^k)")
     return s
+
+
+def run_main(main) -> None:
+    """`python -m smc_lib.<module>` entry: an SMCError becomes one line on stderr and exit status 1."""
+    try:
+        main()
+    except SMCError as e:
+        raise SystemExit(f"error: {e}") from None

@@ -102,3 +102,16 @@ def test_unknown_profile_names_the_choices():
 def test_missing_section_is_an_error():
     with pytest.raises(SMCError, match="no section 'toy'"):
         section(load_profile("cpu"), "toy")
+
+
+def test_module_entry_points_turn_user_errors_into_one_line():
+    from smc_lib.errors import run_main
+    from smc_lib.repro import arithmetic
+
+    def bad():
+        arithmetic.main(["--data-dir", "/nonexistent", "--datasets", "mawps", "--max-train", "4"])
+
+    with pytest.raises(SystemExit) as exc:
+        run_main(bad)
+    assert str(exc.value).startswith("error: missing ") and "dvc pull" in str(exc.value)
+    assert "\n" not in str(exc.value)

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
-from ..errors import SMCError
+from ..errors import SMCError, run_main
 from ..methods.scores import fisher_inverse
 from ..train import resolve_device
 
@@ -107,4 +107,4 @@ def run(args: argparse.Namespace) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -17,6 +17,7 @@ import time
 
 import torch
 
+from ..errors import run_main
 from ..tasks.arithmetic.reference import packed_gru_like, reference_loss
 from ..tasks.arithmetic.task import ArithmeticTask
 from ..train import build_optimizer
@@ -97,4 +98,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

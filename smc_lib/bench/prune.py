@@ -23,6 +23,7 @@ import torch
 from torch import nn
 from torch.nn.utils import prune
 
+from ..errors import run_main
 from ..masks import MaskSet
 from ..scope import prunable
 
@@ -186,4 +187,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -19,6 +19,7 @@ import time
 import torch
 from torch import nn
 
+from ..errors import run_main
 from ..masks import MaskSet
 from ..scope import prunable
 
@@ -123,4 +124,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

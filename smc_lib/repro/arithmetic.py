@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from ..errors import run_main
 from ..tasks.arithmetic.data import DATASETS
 from ..tasks.arithmetic.task import ArithmeticTask
 from ..train import fit
@@ -121,4 +122,4 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from ..errors import SMCError
+from ..errors import run_main
 from ..tasks.commonsense import CommonsenseTask
 from ..train import fit
 
@@ -97,7 +97,4 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except SMCError as e:
-        raise SystemExit(f"error: {e}")
+    run_main(main)

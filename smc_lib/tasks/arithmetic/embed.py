@@ -49,8 +49,12 @@ class TransformerFeaturizer:
     def __init__(self, name_or_path: str):
         from transformers import AutoTokenizer
 
-        self.tokenizer = AutoTokenizer.from_pretrained(name_or_path, add_prefix_space=True) \
-            if _is_roberta_like(name_or_path) else AutoTokenizer.from_pretrained(name_or_path)
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(name_or_path, add_prefix_space=True) \
+                if _is_roberta_like(name_or_path) else AutoTokenizer.from_pretrained(name_or_path)
+        except (OSError, ValueError) as e:
+            raise SMCError(f"cannot load the tokenizer of embedder {name_or_path!r} ({e.__class__.__name__}); "
+                           "pass a local model folder, a cached hub name, 'minilm' or 'random'") from None
 
     def __call__(self, sentences: Sequence[Sequence[str]]) -> dict[str, Tensor]:
         enc = self.tokenizer([list(s) for s in sentences], is_split_into_words=True, padding=True,
