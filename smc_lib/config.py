@@ -34,7 +34,7 @@ PAPER_SPARSITIES = tuple(round(1 - 0.8**k, 4) for k in range(1, 11))  # 0.2, 0.3
 DEFAULT_PROFILE = "cpu"
 GLOBAL_KEYS = {
     "profile": str, "device": str, "data_dir": str, "reference_dir": str, "store": str, "out_dir": str,
-    "executor": str, "ray": dict, "seeds": list, "sparsities": list,
+    "executor": str, "ray": dict, "seeds": list, "sparsities": list, "threads": int,
 }
 SECTION_KEYS = {
     "implemented": bool, "datasets": list, "models": list, "methods": list, "sparsities": list,
@@ -133,6 +133,9 @@ def validate(data: dict[str, Any], path: Path | str, check_registries: bool = Tr
                            "task sections are mappings")
     if not _DEVICE.match(str(data.get("device"))):
         raise SMCError(f"{path}: device {data.get('device')!r} is not one of auto, cpu, cuda, cuda:N, mps")
+    threads = data.get("threads")
+    if threads is not None and (isinstance(threads, bool) or threads < 1):
+        raise SMCError(f"{path}: threads must be a positive integer (torch threads per run) or null, got {threads!r}")
     if data.get("executor") not in EXECUTORS:
         raise SMCError(f"{path}: executor {data.get('executor')!r} must be one of {', '.join(EXECUTORS)}")
     if unknown := set(data.get("ray") or {}) - RAY_KEYS:

@@ -24,7 +24,7 @@ from tqdm import tqdm  # plain text bars: no ipywidgets needed in JupyterLab or 
 from . import results as _results
 from .config import load_profile, section
 from .errors import SMCError
-from .runs import DEFAULT_STORE, RunConfig, RunResult, execute
+from .runs import DEFAULT_STORE, RunConfig, RunResult, execute, torch_threads
 
 GRID_KEYS = ("datasets", "models", "methods", "sparsities", "seeds", "folds")
 
@@ -184,7 +184,8 @@ def sweep(runs: str | Sequence[RunConfig], profile: dict | str | None = None, ex
         ray_cfg = dict(prof.get("ray") or {})
         ray_cfg["address"] = address or ray_cfg.get("address")
         kwargs = {k: v for k, v in ray_cfg.items() if v is not None}
-    results = EXECUTORS[executor](configs, store, data_dir, progress=progress, **kwargs)
+    with torch_threads(prof.get("threads") if executor == "local" else None):   # Ray sets OMP threads per task
+        results = EXECUTORS[executor](configs, store, data_dir, progress=progress, **kwargs)
     return _results.to_table(results)
 
 

@@ -67,6 +67,8 @@ def test_good_profile_loads(tmp_path: Path):
     ({**GOOD, "devise": "cpu"}, "unknown key 'devise'"),
     ({**GOOD, "device": "gpu"}, "device 'gpu'"),
     ({**GOOD, "executor": "slurm"}, "executor 'slurm'"),
+    ({**GOOD, "threads": 0}, "threads must be a positive integer"),
+    ({**GOOD, "threads": "two"}, "threads must be a int"),
     ({**GOOD, "ray": {"adress": "auto"}}, "unknown ray key"),
     ({**GOOD, "sparsities": [0.2, 1.0]}, r"outside \[0, 1\)"),
     (with_section(sparsities=[-0.1]), r"outside \[0, 1\)"),
@@ -115,3 +117,18 @@ def test_module_entry_points_turn_user_errors_into_one_line():
         run_main(bad)
     assert str(exc.value).startswith("error: missing ") and "dvc pull" in str(exc.value)
     assert "\n" not in str(exc.value)
+
+
+def test_profile_threads_hold_for_the_run_and_are_restored():
+    import torch
+
+    from smc_lib.runs import torch_threads
+
+    before = torch.get_num_threads()
+    seen = []
+    with torch_threads(1):
+        seen.append(torch.get_num_threads())
+    with torch_threads(None):
+        seen.append(torch.get_num_threads())
+    assert seen == [1, before] and torch.get_num_threads() == before
+    assert load_profile("cpu")["threads"] == 1 and load_profile("paper")["threads"] is None
