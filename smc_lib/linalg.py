@@ -14,7 +14,6 @@ rest through torch; on CUDA everything stays in torch's batched kernels.
 """
 from __future__ import annotations
 
-import contextlib
 import warnings
 
 import numpy as np
@@ -23,21 +22,15 @@ from scipy.linalg import lapack
 from torch import Tensor
 
 from .errors import SMCError
+from .runtime import torch_threads
 
 _POTRF = {torch.float32: lapack.spotrf, torch.float64: lapack.dpotrf}
 
 
-@contextlib.contextmanager
 def one_cpu_thread(device: torch.device):
     """Batched small LAPACK calls on CPU: torch 2.13's multi-threaded batched triangular solve was up to 70×
     slower than one thread on our 2 shared cores (measured), so run them on one."""
-    n = torch.get_num_threads()
-    if device.type == "cpu":
-        torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(n)
+    return torch_threads(1 if device.type == "cpu" else None)
 
 
 def _numpy_ok(*tensors: Tensor) -> bool:

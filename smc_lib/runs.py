@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from .errors import SMCError, check_sparsity
+from .runtime import torch_threads
 
 DEFAULT_STORE = Path("outputs/runs")
 _NOT_HASHED = ("device",)  # where a run executes does not change what it is
@@ -281,20 +282,6 @@ def run(task: str, dataset: str, method: str, sparsity: float = 0.0, model: str 
                                              data_dir, device)
     with torch_threads(threads):
         return execute(cfg, store, data_dir)
-
-
-@contextlib.contextmanager
-def torch_threads(n: int | None) -> Iterator[None]:
-    """torch's intra-op threads set to `n` (None: leave as is) for the duration: a profile's `threads`."""
-    import torch
-
-    old = torch.get_num_threads()
-    if n:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
 
 
 def _resolve(task, dataset, method, sparsity, model, seed, fold, profile, store, data_dir, device):

@@ -24,7 +24,8 @@ from tqdm import tqdm  # plain text bars: no ipywidgets needed in JupyterLab or 
 from . import results as _results
 from .config import load_profile, section
 from .errors import SMCError
-from .runs import DEFAULT_STORE, RunConfig, RunResult, execute, torch_threads
+from .runs import DEFAULT_STORE, RunConfig, RunResult, execute
+from .runtime import torch_threads
 
 GRID_KEYS = ("datasets", "models", "methods", "sparsities", "seeds", "folds")
 

@@ -122,7 +122,7 @@ def test_module_entry_points_turn_user_errors_into_one_line():
 def test_profile_threads_hold_for_the_run_and_are_restored():
     import torch
 
-    from smc_lib.runs import torch_threads
+    from smc_lib.runtime import torch_threads
 
     before = torch.get_num_threads()
     seen = []

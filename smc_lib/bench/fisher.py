@@ -18,6 +18,7 @@ from tqdm import tqdm
 
 from ..errors import SMCError, run_main
 from ..methods.scores import fisher_inverse
+from ..runtime import torch_threads
 from ..train import resolve_device
 
 
@@ -78,13 +79,8 @@ def main(argv: list[str] | None = None) -> dict:
     args = ap.parse_args(argv)
     if args.d % args.block_size:
         raise SMCError(f"--d {args.d} is not a multiple of --block-size {args.block_size}")
-    threads = torch.get_num_threads()
-    try:
-        if args.threads:
-            torch.set_num_threads(args.threads)
+    with torch_threads(args.threads):
         result = run(args)
-    finally:
-        torch.set_num_threads(threads)
     print(json.dumps(result))
     return result
 
