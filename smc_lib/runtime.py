@@ -11,8 +11,10 @@ import torch
 def torch_threads(n: int | None) -> Iterator[None]:
     """torch's intra-op threads set to `n` (None or 0: leave as is) for the duration, then restored."""
     old = torch.get_num_threads()
-    if n:
-        torch.set_num_threads(n)
+    if not n or n == old:                 # nothing to change (and nothing to race on from worker threads)
+        yield
+        return
+    torch.set_num_threads(n)
     try:
         yield
     finally:

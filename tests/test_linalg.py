@@ -4,7 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from smc_lib.linalg import add_gram, cholesky_, inverse_from_cholesky, safe_cholesky, spd_inverse_
+from smc_lib import linalg
+from smc_lib.linalg import add_gram, cholesky_, inverse_from_cholesky, map_blocks, safe_cholesky, spd_inverse_
+from smc_lib.methods.scores import fisher_inverse
+from smc_lib.runtime import torch_threads
 
 
 def _spd(n: int, b: int, seed: int, dtype=torch.float32) -> torch.Tensor:
@@ -18,11 +21,16 @@ def _non_contiguous(f: torch.Tensor) -> torch.Tensor:
     return wide[:, :, : f.shape[2]]
 
 
+@pytest.mark.parametrize("nogil", [True, False], ids=["ctypes-lapack", "f2py-lapack"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_cholesky_in_place_both_routes_factor_and_keep_the_upper_triangle(dtype):
+def test_cholesky_in_place_both_routes_factor_and_keep_the_upper_triangle(dtype, nogil, monkeypatch):
+    if nogil:
+        assert linalg._nogil_potrf("f") is not None and linalg._nogil_potrf("d") is not None
+    else:
+        monkeypatch.setattr(linalg, "_nogil_potrf", lambda kind: None)
     f = _spd(7, 9, seed=1, dtype=dtype)
     ref = torch.linalg.cholesky(f.double())
-    for start in (f.clone(), _non_contiguous(f)):                       # SciPy route, torch route
+    for start in (f.clone(), _non_contiguous(f)):                       # LAPACK route, torch route
         chol, info = cholesky_(start)
         assert chol.data_ptr() == start.data_ptr() and int(info.max()) == 0
         tol = 1e-5 if dtype == torch.float32 else 1e-12
@@ -63,3 +71,18 @@ def test_spd_inverse_in_place_matches_numpy():
     chol, _ = cholesky_(f.clone())
     np.testing.assert_allclose(inverse_from_cholesky(chol).double().numpy(), want, rtol=1e-4,
                                atol=1e-6 * np.abs(want).max())
+
+
+def test_map_blocks_covers_every_span_once_and_threads_do_not_change_the_fisher_inverse():
+    seen = []
+    map_blocks(lambda lo, hi: seen.append((lo, hi)), 10, 4, torch.device("cpu"))
+    assert sorted(seen) == [(0, 4), (4, 8), (8, 10)]
+    with pytest.raises(ZeroDivisionError):
+        with torch_threads(2):
+            map_blocks(lambda lo, hi: 1 / 0, 10, 4, torch.device("cpu"))   # a worker's error reaches the caller
+    g = torch.randn(40, 30 * 12, generator=torch.Generator().manual_seed(5))
+    with torch_threads(1):
+        one = fisher_inverse(g, block_size=12, damping=1e-3, chunk=7)
+    with torch_threads(2):
+        two = fisher_inverse(g, block_size=12, damping=1e-3, chunk=7)
+    assert torch.equal(one, two)

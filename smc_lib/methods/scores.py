@@ -21,7 +21,7 @@ from torch import Tensor
 from tqdm import tqdm
 
 from ..errors import SMCError
-from ..linalg import add_gram, one_cpu_thread, safe_cholesky, spd_inverse_
+from ..linalg import add_gram, map_blocks, one_cpu_thread, safe_cholesky, spd_inverse_
 
 Params = Mapping[str, Tensor]
 
@@ -123,10 +123,11 @@ class BlockFisher:
             return self.matrix
         if self.count == 0:
             raise SMCError("the block Fisher needs at least one gradient before it can be inverted")
-        for lo in range(0, self.n_blocks, chunk):                 # (S/m + λI)⁻¹ = m (S + mλI)⁻¹
-            f = self.matrix[lo:lo + chunk]
+        def invert(lo: int, hi: int) -> None:                   # (S/m + λI)⁻¹ = m (S + mλI)⁻¹
+            f = self.matrix[lo:hi]
             f.diagonal(dim1=1, dim2=2).add_(self.count * damping)
             spd_inverse_(f, scale=self.count)
+        map_blocks(invert, self.n_blocks, chunk, self.matrix.device)
         self.inverted = True
         return self.matrix
 
@@ -179,12 +180,14 @@ def obs_update(weight: Tensor, finv: Tensor, pruned: Tensor, chunk: int = 2048) 
     w = weight.detach().reshape(nb, b)
     mask = pruned.reshape(nb, b)
     out = torch.empty(nb, b, dtype=torch.float32, device=weight.device)
-    for lo in range(0, nb, chunk):
-        fi = finv[lo:lo + chunk].double()
-        p = mask[lo:lo + chunk].double()
+
+    def update(lo: int, hi: int) -> None:
+        fi = finv[lo:hi].double()
+        p = mask[lo:hi].double()
         a = fi * p[:, :, None] * p[:, None, :] + torch.diag_embed(1.0 - p)
         chol = safe_cholesky(a).tril_()                       # the factor is the lower triangle
         with one_cpu_thread(chol.device):
-            x = torch.cholesky_solve((w[lo:lo + chunk].double() * p).unsqueeze(-1), chol)
-        out[lo:lo + chunk] = -(fi @ x).squeeze(-1).float()
+            x = torch.cholesky_solve((w[lo:hi].double() * p).unsqueeze(-1), chol)
+        out[lo:hi] = -(fi @ x).squeeze(-1).float()
+    map_blocks(update, nb, chunk, weight.device)
     return out.reshape(weight.shape)
