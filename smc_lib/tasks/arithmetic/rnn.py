@@ -26,13 +26,22 @@ def _small_batch_mm(w: Tensor, h: Tensor) -> Tensor:
 
 
 class _GRUFunction(torch.autograd.Function):
-    """One unidirectional GRU layer over (T, B, E) with zero initial state."""
+    """One unidirectional GRU layer over (T, B, E) with zero initial state. `valid` (T, B), True on real
+    tokens, each sequence's padding after its tokens (or None: no padding): padded steps output exactly 0,
+    as a packed `nn.GRU` does, so their rows are left out of every input and weight product (exact, since
+    they feed nothing; ~23 % of the rows of a GTS batch of 4)."""
 
     @staticmethod
-    def forward(ctx, x: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor, b_hh: Tensor) -> Tensor:
-        T, B, _ = x.shape
+    def forward(ctx, x: Tensor, valid: Tensor | None, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor,
+                b_hh: Tensor) -> Tensor:
+        T, B, E = x.shape
         H = w_hh.size(1)
-        gi = F.linear(x, w_ih, b_ih)  # (T, B, 3H), all steps at once
+        rows = None if valid is None else valid.reshape(-1).nonzero().squeeze(1)
+        if rows is None:
+            gi = F.linear(x, w_ih, b_ih)  # (T, B, 3H), all steps at once
+        else:
+            gi = x.new_zeros(T * B, 3 * H).index_copy_(0, rows, F.linear(x.reshape(T * B, E)[rows], w_ih, b_ih))
+            gi = gi.view(T, B, 3 * H)
         h = x.new_zeros(B, H)
         hs, rzs, ns, ghn = [h], [], [], []
         for t in range(T):
@@ -42,15 +51,21 @@ class _GRUFunction(torch.autograd.Function):
             h = torch.lerp(n, h, rz[:, H:]).contiguous()  # (1 - z) * n + z * h
             hs.append(h), rzs.append(rz), ns.append(n), ghn.append(gh[:, 2 * H:])
         out = torch.stack(hs[1:])
+        if valid is not None:
+            out.masked_fill_(~valid.unsqueeze(-1), 0.0)
         rz = torch.stack(rzs)
+        ctx.rows = rows
         ctx.save_for_backward(x, w_ih, w_hh, torch.stack(hs[:-1]), rz[..., :H], rz[..., H:], torch.stack(ns),
-                              torch.stack(ghn))
+                              torch.stack(ghn), valid)
         return out
 
     @staticmethod
     def backward(ctx, d_out: Tensor):
-        x, w_ih, w_hh, h_prev, r, z, n, ghn = ctx.saved_tensors
+        x, w_ih, w_hh, h_prev, r, z, n, ghn, valid = ctx.saved_tensors
         T, B, H = h_prev.shape
+        E = x.size(-1)
+        if valid is not None:                 # padded outputs are constant 0: no gradient flows from them
+            d_out = d_out.masked_fill(~valid.unsqueeze(-1), 0.0)
         to_n = (1 - z) * (1 - n * n)          # d n_pre / d h
         to_z = (h_prev - n) * z * (1 - z)     # d z_pre / d h
         to_r = ghn * r * (1 - r)              # d r_pre / d n_pre
@@ -67,10 +82,14 @@ class _GRUFunction(torch.autograd.Function):
         d_r = d_n * to_r
         flat_gi = torch.cat([d_r, d_z, d_n], dim=2).reshape(T * B, 3 * H)
         flat_gh = torch.cat([d_r, d_z, d_n * r], dim=2).reshape(T * B, 3 * H)
-        d_x = (flat_gi @ w_ih).reshape(x.shape)
-        d_w_ih = flat_gi.t() @ x.reshape(T * B, -1)
-        d_w_hh = flat_gh.t() @ h_prev.reshape(T * B, H)
-        return d_x, d_w_ih, d_w_hh, flat_gi.sum(0), flat_gh.sum(0)
+        xs, hs = x.reshape(T * B, E), h_prev.reshape(T * B, H)
+        rows = ctx.rows
+        if rows is None:
+            d_x = (flat_gi @ w_ih).reshape(x.shape)
+        else:                                 # padded rows of the gate gradients are exactly 0
+            flat_gi, flat_gh, xs, hs = flat_gi[rows], flat_gh[rows], xs[rows], hs[rows]
+            d_x = x.new_zeros(T * B, E).index_copy_(0, rows, flat_gi @ w_ih).view(x.shape)
+        return d_x, None, flat_gi.t() @ xs, flat_gh.t() @ hs, flat_gi.sum(0), flat_gh.sum(0)
 
 
 class GRULayer(nn.Module):
@@ -86,9 +105,9 @@ class GRULayer(nn.Module):
         for p in self.parameters():
             nn.init.uniform_(p, -bound, bound)
 
-    def forward(self, x: Tensor) -> Tensor:
-        """x (T, B, E) → hidden states (T, B, H)."""
-        return _GRUFunction.apply(x, self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
+    def forward(self, x: Tensor, valid: Tensor | None = None) -> Tensor:
+        """x (T, B, E) → hidden states (T, B, H), 0 where `valid` (T, B) is False."""
+        return _GRUFunction.apply(x, valid, self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
 
 
 def reverse_within(x: Tensor, lengths: Tensor) -> Tensor:
@@ -112,11 +131,12 @@ class BiGRU(nn.Module):
 
     def forward(self, x: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
         h = x
+        valid = torch.arange(x.size(1), device=x.device)[:, None] < lengths.to(x.device)[None, :]   # (T, B)
         for i, (fwd, bwd) in enumerate(self.layers):
             if i > 0:
                 h = self.drop(h)
-            f = fwd(h.transpose(0, 1)).transpose(0, 1)
-            b = reverse_within(bwd(reverse_within(h, lengths).transpose(0, 1)).transpose(0, 1), lengths)
+            f = fwd(h.transpose(0, 1), valid).transpose(0, 1)
+            b = reverse_within(bwd(reverse_within(h, lengths).transpose(0, 1), valid).transpose(0, 1), lengths)
             h = torch.cat([f, b], dim=-1)
         H = h.size(-1) // 2
         return h[..., :H], h[..., H:]
