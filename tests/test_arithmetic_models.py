@@ -93,6 +93,37 @@ def test_bigru_matches_torch_gru():
                                         v, layer.weight_ih, layer.weight_hh, layer.bias_ih, layer.bias_hh))
 
 
+@pytest.mark.parametrize("model_name", ["gts", "graph2tree"])
+def test_linear_tape_gives_autograds_gradients(tiny_data, model_name, monkeypatch):
+    """The decoder's deferred weight gradients (LinearTape) equal plain autograd's, parameter by parameter,
+    and the skinny (W xᵀ)ᵀ forward equals F.linear."""
+    from smc_lib.tasks.arithmetic import linear_tape, tree
+    task = tiny_task(tiny_data, model_name, dropout=0.0)
+    model = task.build_model().double().train()
+    batch = next(iter(task.batches("train", 8, shuffle=True, seed=0)))
+    batch = {k: v.double() if torch.is_tensor(v) and v.is_floating_point() else v for k, v in batch.items()}
+
+    def grads():
+        model.zero_grad(set_to_none=True)
+        torch.manual_seed(0)                                   # the same dropout masks in both passes
+        loss = model(batch)
+        loss.backward()
+        return loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+    taped_loss, taped = grads()
+    class NoTape:
+        def __init__(self, modules): pass
+        def __enter__(self): return self
+        def __exit__(self, *exc): pass
+    monkeypatch.setattr(tree, "LinearTape", NoTape)
+    monkeypatch.setattr(linear_tape, "SKINNY_ROWS", 0)
+    plain_loss, plain = grads()
+    torch.testing.assert_close(taped_loss, plain_loss, rtol=1e-12, atol=1e-12)
+    assert taped.keys() == plain.keys() and any(n.startswith("decoder.") for n in taped)
+    for n in plain:
+        torch.testing.assert_close(taped[n], plain[n], rtol=1e-10, atol=1e-12, msg=n)
+
+
 def test_batched_loss_equals_sequential_reference(tiny_data):
     task = tiny_task(tiny_data, "gts")
     model = task.build_model().double().eval()

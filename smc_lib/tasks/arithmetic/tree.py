@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .linear_tape import LinearTape, linear
+
 NEG_INF = -1e12
 
 
@@ -56,7 +58,7 @@ class GatedLinear(nn.Module):
         self.gate = nn.Linear(in_dim, out_dim)
 
     def forward(self, x: Tensor) -> Tensor:
-        return torch.tanh(self.value(x)) * torch.sigmoid(self.gate(x))
+        return torch.tanh(linear(self.value, x)) * torch.sigmoid(linear(self.gate, x))
 
 
 class PairScore(nn.Module):
@@ -69,12 +71,12 @@ class PairScore(nn.Module):
         self.score = nn.Linear(hidden, 1, bias=bias)
 
     def project_b(self, b: Tensor) -> Tensor:
-        return F.linear(b, self.attn.weight[:, self.a_dim:], self.attn.bias)
+        return linear(self.attn, b, columns=slice(self.a_dim, None))
 
     def forward(self, a: Tensor, b_proj: Tensor, mask: Tensor | None) -> Tensor:
         """a (M, A), b_proj (M, K, H) from `project_b` → (M, K), masked where `mask` is True."""
-        energy = torch.tanh(F.linear(a, self.attn.weight[:, : self.a_dim]).unsqueeze(1) + b_proj)
-        s = self.score(energy).squeeze(-1)
+        energy = torch.tanh(linear(self.attn, a, columns=slice(None, self.a_dim), bias=False).unsqueeze(1) + b_proj)
+        s = linear(self.score, energy).squeeze(-1)
         return s if mask is None else s.masked_fill(mask, NEG_INF)
 
 
@@ -116,7 +118,7 @@ class TreeDecoder(nn.Module):
         """Scores of [operators; constants; quantities] for each node. (M, n_ops + C + N)"""
         x = self.drop(torch.cat([q, ctx], dim=-1))
         leaf = self.leaf_score(x, self.leaf_score.project_b(self.drop(leaves)), leaf_pad)
-        return torch.cat([self.ops(x), leaf], dim=-1)
+        return torch.cat([linear(self.ops, x), leaf], dim=-1)
 
     def generate(self, q: Tensor, ctx: Tensor, op: Tensor) -> tuple[Tensor, Tensor]:
         """Raw left and right sub-goals of an operator node."""
@@ -135,7 +137,13 @@ class TreeDecoder(nn.Module):
         enc (B, W, H) encoder states, enc_pad (B, W) True at padding, problem (B, H) root goal,
         numbers (B, N, H) quantity encodings, num_pad (B, N) True where a slot has no quantity.
         batch holds (B, L) `target`, `target_mask`, `parent`, `depth`, `height`, `is_right`.
+        Each linear layer's weight gradient is one product over all tree levels (`LinearTape`).
         """
+        with LinearTape(self.modules()):
+            return self._loss(enc, enc_pad, problem, numbers, num_pad, batch)
+
+    def _loss(self, enc: Tensor, enc_pad: Tensor, problem: Tensor, numbers: Tensor, num_pad: Tensor,
+              batch: dict) -> Tensor:
         valid = batch["target_mask"]
         b_idx, t_idx = valid.nonzero(as_tuple=True)
         L = valid.size(1)
