@@ -1,11 +1,14 @@
-"""Tiny-size smoke runs of `smc bench prune` and `smc bench step`: they run and print their JSON line.
+"""Tiny-size smoke runs of `smc bench prune`, `step` and `gts`: they run and print their JSON line.
 
 No timing assertions: the full-size figures come from the commands themselves (see the report)."""
 from __future__ import annotations
 
 import json
 
-from smc_lib.bench import prune, step
+import pytest
+
+from smc_lib.bench import gts, prune, step
+from test_arithmetic_data import real_data_dir
 
 
 def _last_json(capsys) -> dict:
@@ -27,3 +30,14 @@ def test_bench_step_smoke(capsys):
     assert line == out and line["bench"] == "step" and line["pruned_exactly_zero"] is True
     assert {"dense_s", "masked_s", "ratio", "dense_dense_ratio"} <= set(line)
     assert line["sparsity"] == 0.5
+
+
+@pytest.mark.skipif(real_data_dir() is None, reason="needs the MAWPS data (data/ or ../shared/data)")
+def test_bench_gts_smoke_with_product_floor(capsys):
+    out = gts.main(["--data-dir", str(real_data_dir()), "--hidden", "16", "--embedding-dim", "8",
+                    "--max-train", "8", "--max-eval", "4", "--compare-steps", "2", "--floor-batches", "2",
+                    "--threads", "1"])
+    line = _last_json(capsys)
+    assert line == out and list(line)[:4] == ["bench", "epoch_s", "eval_s", "dev_acc"]
+    assert line["steps"] == 2 and line["floor_epoch_s"] >= 0 and line["speedup"] > 0
+    assert {"floor_gru_gemm_step_s", "floor_recurrence_step_s", "floor_adam_step_s"} <= set(line)
