@@ -20,8 +20,8 @@ SCOPES = ("all", "encoder", "custom")
 
 # A transformer layer: BERT/RoBERTa `encoder.layer.3.`, ESM/mBART `layers.3.`, GPT-style `h.3.` / `blocks.3.`.
 _LAYER = re.compile(r"(?:^|\.)(?:layer|layers|h|block|blocks)\.(\d+)\.")
-_ATTENTION = re.compile(
-    r"(?:^|\.)(?:query|key|value|q_proj|k_proj|v_proj|out_proj|attention\.output\.dense|attn\.\w+)\.weight$")
+_ATTENTION = re.compile(  # bare query/key/value only count inside an `attention` module (BERT): GTS's gated
+    r"(?:^|\.)(?:q_proj|k_proj|v_proj|out_proj|attention\.output\.dense|attn\.\w+)\.weight$")  # units are `value`
 _FFN = re.compile(r"(?:^|\.)(?:intermediate\.dense|(?<!attention\.)output\.dense|fc1|fc2|mlp\.\w+)\.weight$")
 _EMBEDDING = re.compile(r"embed|(?:^|\.)(?:shared|wte|wpe)\.weight$", re.IGNORECASE)
 _HEAD = re.compile(r"(?:^|\.)(?:\w*head|\w*heads|classifier|pooler|qa_outputs|score|regression)(?:\.|$)")

@@ -100,6 +100,9 @@ def test_errors(toy_model):
     ("embed.weight", -1, "embedding"),
     ("fc1.weight", -1, "ffn"),
     ("conv.weight", -1, "other"),
+    ("decoder.generate_left.value.weight", -1, "other"),      # GTS's gated unit, not an attention value
+    ("decoder.attn.attn.weight", -1, "attention"),
+    ("encoder.gru.layers.1.0.weight_hh", 1, "other"),
 ])
 def test_layer_index_and_kind(name, layer, kind):
     assert layer_index(name) == layer
