@@ -13,6 +13,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from .gts import GTS
+from .linear_tape import plain_linear
 from .tree import TreeDecoder
 
 
@@ -83,7 +84,8 @@ def sequential_loss(dec: TreeDecoder, enc: Tensor, enc_pad: Tensor, problem: Ten
 
 
 def reference_loss(model: GTS, gru: nn.GRU, batch: dict) -> Tensor:
-    """The whole reference training loss: packed GRU encoder + sequential tree decoding."""
-    enc, problem, numbers = reference_encode(model, gru, batch)
-    return sequential_loss(model.decoder, enc, batch["word_pad"], problem, numbers, batch["num_pad"],
-                           batch["target"], batch["target_mask"])
+    """The whole reference training loss: packed GRU encoder + sequential tree decoding, on plain `F.linear`."""
+    with plain_linear():
+        enc, problem, numbers = reference_encode(model, gru, batch)
+        return sequential_loss(model.decoder, enc, batch["word_pad"], problem, numbers, batch["num_pad"],
+                               batch["target"], batch["target_mask"])
