@@ -175,8 +175,8 @@ def _bracket_chunk(v: Tensor, out: Tensor, lo: float, hi: float) -> tuple[Tensor
 def _one_pass(view: ScoreView, names: list[str], k: int, n: int, lo: float, hi: float,
               cap: int) -> dict[str, Tensor] | None:
     """Keep `score > lo`, collect (lo, hi], prune the r lowest of those; None if the bracket missed."""
-    masks, vals, ids, where, kept, inside = {}, [], [], [], 0, 0
-    for i, nm in enumerate(names):
+    masks, vals, where, bounds, kept, inside = {}, [], [], [0], 0, 0
+    for nm in names:
         mask = torch.empty(view.scores[nm].shape, dtype=torch.bool, device=view.scores[nm].device)
         flat = mask.view(-1)
         pos_dtype = torch.int32 if flat.numel() < 2**31 else torch.int64
@@ -187,16 +187,20 @@ def _one_pass(view: ScoreView, names: list[str], k: int, n: int, lo: float, hi: 
             if inside > cap:
                 return None
             vals.append(val.float())
-            ids.append(torch.full((idx.numel(),), i, dtype=torch.int16, device=idx.device))
             where.append((idx + start).to(pos_dtype))
         masks[nm] = mask
+        bounds.append(inside)                         # this tensor's candidates: [bounds[i], bounds[i + 1])
     r = k - (n - kept)
     if not 0 <= r <= inside:
         return None
-    order = _lowest_r(torch.cat(vals), r)
-    tensor_id, pos = torch.cat(ids)[order], torch.cat(where)[order].long()
-    for i, nm in enumerate(names):
-        masks[nm].view(-1)[pos[tensor_id == i]] = False
+    values = torch.cat(vals)
+    chosen = torch.zeros(inside, dtype=torch.bool, device=values.device)
+    chosen[_lowest_r(values, r)] = True
+    positions = torch.cat(where)
+    for i, nm in enumerate(names):                    # O(candidates) in all, not per tensor
+        a, b = bounds[i], bounds[i + 1]
+        if b > a:
+            masks[nm].view(-1)[positions[a:b][chosen[a:b]].long()] = False
     return masks
 
 
