@@ -89,8 +89,9 @@ def test_bigru_matches_torch_gru():
     layer = ours.layers[0][0]
     valid = torch.tensor([[True, True, True], [True, False, True], [True, False, False], [True, False, False]])
     for v in (None, valid):
-        assert torch.autograd.gradcheck(_GRUFunction.apply, (torch.randn(4, 3, 5, dtype=torch.double, requires_grad=True),
-                                        v, layer.weight_ih, layer.weight_hh, layer.bias_ih, layer.bias_hh))
+        x = torch.randn(4, 3, 5, dtype=torch.double, requires_grad=True)
+        assert torch.autograd.gradcheck(_GRUFunction.apply,
+                                        (x, v, layer.weight_ih, layer.weight_hh, layer.bias_ih, layer.bias_hh))
 
 
 @pytest.mark.parametrize("model_name", ["gts", "graph2tree"])

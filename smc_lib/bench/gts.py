@@ -77,10 +77,10 @@ def product_floor(task: ArithmeticTask, model, cfg, n: int) -> dict:
             for direction in layer:
                 w_ih, w_hh = direction.weight_ih.detach(), direction.weight_hh.detach()
                 x, g = torch.randn(rows, w_ih.size(1)), torch.randn(rows, w_ih.size(0))
-                h, w_hh_t = torch.randn(width, w_hh.size(1)), w_hh.t().contiguous()
+                h, d_gates, w_hh_t = torch.randn(width, w_hh.size(1)), g[:width], w_hh.t().contiguous()
                 gemm_s += _median_s(lambda: (x @ w_ih.t(), g @ w_ih, g.t() @ x, g.t() @ x[:, : w_hh.size(1)]))
-                recurrence_s += _median_s(lambda: [(_small_batch_mm(w_hh, h), _small_batch_mm(w_hh_t, g[:width, :w_hh.size(0)]))
-                                            for _ in range(steps)], repeats=1)
+                recurrence_s += _median_s(lambda: [(_small_batch_mm(w_hh, h), _small_batch_mm(w_hh_t, d_gates))
+                                                   for _ in range(steps)], repeats=1)
         batches += 1
     params = [p for p in model.parameters() if p.requires_grad]
     for p in params:
