@@ -25,6 +25,7 @@ from torch.nn.utils import prune
 
 from ..errors import run_main
 from ..masks import MaskSet
+from ..runtime import torch_threads
 from ..scope import prunable
 
 
@@ -164,7 +165,11 @@ def main(argv: list[str] | None = None) -> dict:
                     "shared machine's cores are contended; more threads made both sides noisier here)")
     ap.add_argument("--side", choices=["ours", "torch"], help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
-    torch.set_num_threads(args.threads)
+    with torch_threads(args.threads):
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> dict:
     if args.side:
         if args.side == "torch":
             _volunteer_for_oom_killer()

@@ -21,6 +21,7 @@ from torch import nn
 
 from ..errors import run_main
 from ..masks import MaskSet
+from ..runtime import torch_threads
 from ..scope import prunable
 
 
@@ -85,8 +86,11 @@ def main(argv: list[str] | None = None) -> dict:
                     "process CPU time (default; robust to other jobs on a shared machine) or wall time "
                     "(both are printed)")
     args = ap.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    with torch_threads(args.threads):
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> dict:
     torch.manual_seed(0)
     base = load_model(args.model)
     batch = make_batch(base, args.batch, args.choices, args.seq)
