@@ -108,7 +108,8 @@ def test_linear_tape_gives_autograds_gradients(tiny_data, model_name, monkeypatc
         model.zero_grad(set_to_none=True)
         torch.manual_seed(0)                                   # the same dropout masks in both passes
         loss = model(batch)
-        loss.backward()
+        loss.backward(retain_graph=True)
+        (2 * loss).backward()                                  # a retained graph's second backward: 3x in all
         return loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
 
     taped_loss, taped = grads()

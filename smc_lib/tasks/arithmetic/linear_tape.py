@@ -54,19 +54,19 @@ class _Record:
     entries: list[list] = field(default_factory=list)
 
     def grads(self, weight: Tensor, bias: Tensor | None) -> tuple[Tensor | None, Tensor | None]:
-        groups: dict[tuple[int, int], list[list]] = {}
+        groups: dict[tuple[int, int], list[tuple[Tensor, Tensor, bool]]] = {}
         for entry in self.entries:
-            if entry[1] is not None:                       # an output that reached the loss
-                groups.setdefault(entry[2], []).append(entry)
-        self.entries.clear()
+            if entry[1] is not None:                       # an output that reached the loss in this backward
+                groups.setdefault(entry[2], []).append((entry[0], entry[1], entry[3]))
+                entry[1] = None                            # (a retained graph's next backward sets it again)
         if not groups:
             return None, None
         parts, d_bias = {}, None
         for columns, group in sorted(groups.items()):
-            x = torch.cat([e[0].reshape(-1, e[0].size(-1)) for e in group])
-            dy = torch.cat([e[1].reshape(-1, e[1].size(-1)) for e in group])
+            x = torch.cat([x.reshape(-1, x.size(-1)) for x, _, _ in group])
+            dy = torch.cat([dy.reshape(-1, dy.size(-1)) for _, dy, _ in group])
             parts[columns] = dy.t() @ x
-            biased = [e[1].reshape(-1, e[1].size(-1)) for e in group if e[3]]
+            biased = [dy.reshape(-1, dy.size(-1)) for _, dy, with_bias in group if with_bias]
             if bias is not None and biased:
                 db = torch.cat(biased).sum(0)
                 d_bias = db if d_bias is None else d_bias.add_(db)
