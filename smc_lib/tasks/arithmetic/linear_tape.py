@@ -109,7 +109,7 @@ class _Apply(torch.autograd.Function):
     @staticmethod
     def backward(ctx, dy: Tensor):
         ctx.entry[1] = dy
-        dx = dy @ ctx.weight
+        dx = dy @ ctx.weight if ctx.needs_input_grad[0] else None
         return dx, torch.zeros((), dtype=dy.dtype, device=dy.device), None, None, None
 
 
