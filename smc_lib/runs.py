@@ -278,30 +278,28 @@ def run(task: str, dataset: str, method: str, sparsity: float = 0.0, model: str 
         seed: int = 0, fold: int | None = None, profile: str | None = None, store: Path | str | None = None,
         data_dir: Path | str | None = None, device: str | None = None) -> RunResult:
     """One run with the settings of `profile`'s section for `task` (`from smc_lib import run`)."""
-    cfg, store, data_dir, threads = _resolve(task, dataset, method, sparsity, model, seed, fold, profile, store,
-                                             data_dir, device)
-    with torch_threads(threads):
-        return execute(cfg, store, data_dir)
+    return _run(task, dataset, method, sparsity, model, seed, fold, profile, store, data_dir, device)[2]
 
 
-def _resolve(task, dataset, method, sparsity, model, seed, fold, profile, store, data_dir, device):
+def _run(task, dataset, method, sparsity, model, seed, fold, profile, store, data_dir,
+         device) -> tuple[RunConfig, Path, RunResult]:
+    """Resolve the profile's settings, then execute under its `threads`: (config, store, result)."""
     from .config import load_profile
     from .sweep import make_config
 
     prof = load_profile(profile)
     cfg = make_config(prof, task, dataset=dataset, method=method, sparsity=sparsity, model=model, seed=seed,
                       fold=fold, device=device)
-    return cfg, Path(store or prof["store"]), Path(data_dir or prof["data_dir"]), prof.get("threads")
+    store = Path(store or prof["store"])
+    with torch_threads(prof.get("threads")):
+        return cfg, store, execute(cfg, store, Path(data_dir or prof["data_dir"]))
 
 
 def cli_run(task: str, dataset: str, method: str, sparsity: float, model: str | None = None, seed: int = 0,
             fold: int | None = None, profile: str | None = None, store: str | None = None,
             data_dir: str | None = None, device: str | None = None) -> str:
     """`smc run ...`: run (or fetch) one run and return a one-line summary for the terminal."""
-    cfg, store_dir, data, threads = _resolve(task, dataset, method, sparsity, model, seed, fold, profile, store,
-                                             data_dir, device)
-    with torch_threads(threads):
-        res = execute(cfg, store_dir, data)
+    cfg, store_dir, res = _run(task, dataset, method, sparsity, model, seed, fold, profile, store, data_dir, device)
     metrics = ", ".join(f"{k}={v:.2f}" for k, v in res.metrics.items())
     how = "cached" if res.cached else f"trained in {res.wall_s:.1f}s"
     return (f"{cfg.label()}  {metrics}  achieved_sparsity={res.achieved_sparsity:.4f}  "

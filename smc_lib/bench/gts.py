@@ -22,6 +22,7 @@ import torch
 from ..errors import run_main
 from ..runtime import torch_threads
 from ..tasks.arithmetic.reference import packed_gru_like, reference_loss
+from ..tasks.arithmetic.rnn import _small_batch_mm
 from ..tasks.arithmetic.task import ArithmeticTask
 from ..train import build_optimizer
 
@@ -67,7 +68,6 @@ def product_floor(task: ArithmeticTask, model, cfg, n: int) -> dict:
     products over the batch's real (unpadded) rows, the 2T skinny recurrence products W_hh·h (forward) and
     W_hhᵀ·dh (backward), and one Adam step over every parameter. The tree decoder, all elementwise work
     and Python are left out, so the real epoch must take longer."""
-    from ..tasks.arithmetic.rnn import _small_batch_mm
     gemm_s, recurrence_s, batches = 0.0, 0.0, 0
     for batch in task.batches("train", cfg.batch_size, shuffle=True, seed=cfg.seed):
         if batches >= n:

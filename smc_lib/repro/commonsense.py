@@ -4,9 +4,10 @@
 paper's dense RoBERTa-large number (77.3, Liu, Chen et al. ICLR 2023, section 4.1, read from
 `<reference_dir>/paper_text.csv`). It trains through `smc_lib.train.fit`, the one training loop, with
 Table 3's optimizer (AdamW, betas (0.9, 0.98), eps 1e-6, weight decay 0.01, linear warm-up + decay) and a
-larger learning rate, as a 22M-parameter MiniLM needs. The defaults (700 steps of 16, about 1.15 epochs)
-took 62 minutes on one thread with the second core busy, and gave 45.5 % (609 steps = one epoch). A fixed slice of dev is probed every --probe-every steps as a learning curve;
-the number reported is the full dev set after the last step (no model selection).
+larger learning rate, as a 22M-parameter MiniLM needs. The defaults (700 steps of 16, about 1.15 epochs;
+609 steps = one epoch) took 62 minutes on one thread with the second core busy, and gave 45.5 %. A fixed
+slice of dev is probed every --probe-every steps as a learning curve; the number reported is the full dev
+set after the last step (no model selection).
 """
 from __future__ import annotations
 

@@ -9,8 +9,8 @@ all recorded rows gives the module's weight gradient. Same gradients up to summa
 plain autograd in tests/test_arithmetic_models.py).
 
 Outside a tape (beam search, `no_grad`), `linear` is `F.linear`, except that a few rows against a large
-weight go through (W xᵀ)ᵀ, which MKL computes in a matrix-vector-like kernel without packing W: 1.4–2.5×
-faster for 4–8 rows of a 512 × 1536 weight (measured on 2 cores).
+weight go through (W xᵀ)ᵀ, which MKL computes in a matrix-vector-like kernel without packing W (faster
+for 4–8 rows of a 512 × 1536 weight on our 2 cores; `smc bench gts` times the whole step).
 """
 from __future__ import annotations
 
