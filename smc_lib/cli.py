@@ -124,6 +124,29 @@ def sweep_cmd(section: str, **kw) -> None:
     click.echo(table.to_string(index=False) if len(table) else "no runs")
 
 
+@main.command("verify")
+@click.argument("keys", nargs=-1)
+@click.option("--profile", default=None, help="params/<profile>.yaml (default: params.yaml's `profile`)")
+@click.option("--records", default=None, help="records folder (default: the profile's `records`)")
+@click.option("--sample", type=int, default=None, help="check this many records, drawn at random with --seed")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--cheapest", type=int, default=None,
+              help="check the N self-contained records (dense, before, during) with the smallest wall time")
+def verify_cmd(keys, profile, records, sample, seed, cheapest) -> None:
+    """Recompute published run records (all, KEYS, a --sample or the --cheapest) and fail on a mismatch."""
+    from .config import load_profile
+    from .sweep import profile_store
+    from .verify import verify
+
+    prof = load_profile(profile)
+    store = profile_store(prof)
+    checks = verify(records or store.records, store.artifacts, tuple(keys), sample, seed, cheapest, echo=click.echo)
+    bad = [c for c in checks if not c.ok]
+    click.echo(f"{len(checks) - len(bad)} of {len(checks)} records reproduced")
+    if bad:
+        raise SMCError(f"{len(bad)} record(s) did not reproduce: {', '.join(str(c.path) for c in bad)}")
+
+
 @main.command("report")
 @click.option("--profile", default=None)
 @click.option("--notebooks", default="outputs/notebooks", show_default=True)

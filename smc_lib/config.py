@@ -15,7 +15,11 @@ family (`arithmetic:`, `commonsense:`, ...). A section lists `datasets`, `models
 `train` (TrainConfig fields), `method_options` ({method: Method(**options)}), `scope` (all | encoder | custom) with `scope_patterns`
 ({include: [regex], exclude: [regex]}, see scope.prunable), `layerwise`,
 `per_model` / `per_dataset` ({name: {any section key}}, merged in that order), `substitutes` ({dataset: what stood in, shown in the
-report}) and `notebook` (free-form knobs for the section's notebook). A section with
+report}) and `notebook` (free-form knobs for the section's notebook). `dense_seeds` (default: `seeds`) are
+the seeds of the dense runs, which give every curve its noise band; sparse methods run on `seeds`.
+
+`records` (default `results/<profile>`) is where run records go (small JSON; the default profile's are
+committed); `store` holds the artifacts (checkpoints, weights; never in git). A section with
 `implemented: false` documents a paper setting that no task module runs yet.
 """
 from __future__ import annotations
@@ -33,16 +37,17 @@ from .errors import SMCError
 PAPER_SPARSITIES = tuple(round(1 - 0.8**k, 4) for k in range(1, 11))  # 0.2, 0.36, 0.488, ... 0.8926
 DEFAULT_PROFILE = "cpu"
 GLOBAL_KEYS = {
-    "profile": str, "device": str, "data_dir": str, "reference_dir": str, "store": str, "out_dir": str,
-    "executor": str, "ray": dict, "seeds": list, "sparsities": list, "threads": int,
+    "profile": str, "device": str, "data_dir": str, "reference_dir": str, "store": str, "records": str,
+    "out_dir": str,
+    "executor": str, "ray": dict, "seeds": list, "dense_seeds": list, "sparsities": list, "threads": int,
 }
 SECTION_KEYS = {
     "implemented": bool, "datasets": list, "models": list, "methods": list, "sparsities": list,
-    "seeds": list, "folds": list, "scope": str, "scope_patterns": dict, "layerwise": bool, "task": dict,
+    "seeds": list, "dense_seeds": list, "folds": list, "scope": str, "scope_patterns": dict, "layerwise": bool, "task": dict,
     "train": dict, "method_options": dict, "per_dataset": dict, "per_model": dict, "substitutes": dict,
     "notebook": dict,
 }
-INHERITED = ("seeds", "sparsities")  # section keys that fall back to the global value
+INHERITED = ("seeds", "dense_seeds", "sparsities")  # section keys that fall back to the global value
 OVERRIDES = ("per_model", "per_dataset")  # applied in this order
 MERGED = ("task", "train", "method_options")
 OVERRIDABLE = set(SECTION_KEYS) - {"per_dataset", "per_model", "datasets", "models", "implemented"}  # override keys merged into the section's mapping, not replaced
@@ -97,7 +102,8 @@ def load_profile(profile: str | Path | None = None, check_registries: bool = Tru
     validate(data, path, check_registries)
     data["path"] = str(path)
     base = path.resolve().parent.parent if path.resolve().parent.name == "params" else path.resolve().parent
-    for key, default in PATHS.items():  # relative to the checkout, so JupyterLab (cwd notebooks/) agrees with DVC
+    paths = {**PATHS, "records": f"results/{data['profile']}"}
+    for key, default in paths.items():  # relative to the checkout, so JupyterLab (cwd notebooks/) agrees with DVC
         data[key] = os.path.normpath(base / (data.get(key) or default))
     return data
 

@@ -17,7 +17,7 @@ from typing import Iterable, Sequence
 import altair as alt
 import pandas as pd
 
-from .results import curves
+from .results import curves, noise_band
 
 alt.renderers.enable("svg")
 alt.data_transformers.disable_max_rows()
@@ -66,16 +66,19 @@ def reference(task: str, reference_dir: str | Path | None, models: Sequence[str]
 
 def sparsity_grid(table: pd.DataFrame, reference_dir: str | Path | None = None, metric: str | None = None,
                   title: str | None = None, width: int = 180, height: int = 150) -> alt.FacetChart:
-    """Metric vs sparsity: a panel per model × dataset, a line per method, dense as a rule, paper faint.
+    """Metric vs sparsity: a panel per model × dataset, a line per method, dense as a rule inside its noise
+    band (mean ± max(1 point, 2 σ of the dense seeds): a point below the band fails), paper faint.
 
     `table` is the tidy results table (means over seeds and folds are taken here).
     """
     ours = curves(table, metric).assign(source="ours")
+    band = noise_band(table, metric).assign(lo=lambda d: d["dense"] - d["margin"], hi=lambda d: d["dense"] + d["margin"])
     refs = [reference(t, reference_dir, sorted(part["model"].unique())) for t, part in ours.groupby("task")]
     paper = pd.concat(refs, ignore_index=True) if refs else pd.DataFrame()
     paper = paper[paper["dataset"].isin(ours["dataset"].unique())] if len(paper) else paper
-    data = pd.concat([ours, paper.assign(source="paper")], ignore_index=True)[
-        ["dataset", "model", "method", "sparsity", "value", "source"]]
+    data = pd.concat([ours, paper.assign(source="paper"), band.assign(source="band", method="dense")],
+                     ignore_index=True).reindex(columns=["dataset", "model", "method", "sparsity", "value", "source",
+                                                         "lo", "hi"])
     y_title = (metric or (ours["metric"].iloc[0] if len(ours) else "value")) + " (%)"
     color = alt.Color("method:N", sort=METHOD_ORDER, title="method")
     x = alt.X("sparsity:Q", title="sparsity", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%"))
@@ -84,6 +87,8 @@ def sparsity_grid(table: pd.DataFrame, reference_dir: str | Path | None = None, 
     sparse_ours = (alt.datum.source == "ours") & (alt.datum.method != "dense")
     sparse_paper = (alt.datum.source == "paper") & (alt.datum.method != "dense")
     layers = [
+        alt.Chart().mark_rect(color="grey", opacity=0.18).encode(y="lo:Q", y2="hi:Q")
+            .transform_filter(alt.datum.source == "band"),
         base.mark_line(point=True).transform_filter(sparse_ours)
             .encode(tooltip=["method", "sparsity", alt.Tooltip("value:Q", format=".2f")]),
         base.mark_line(opacity=0.35, strokeDash=[4, 3]).transform_filter(sparse_paper),
@@ -97,7 +102,7 @@ def sparsity_grid(table: pd.DataFrame, reference_dir: str | Path | None = None, 
     if data["model"].nunique() > 1:
         facet["row"] = alt.Row("model:N", title=None)
     out = chart.facet(**facet).resolve_scale(y="independent")
-    return out.properties(title=title or "accuracy vs sparsity (solid: ours, dashed: paper, rule: dense)")
+    return out.properties(title=title or "accuracy vs sparsity (solid: ours, dashed: paper, rule and band: dense)")
 
 
 def layerwise_table(results: Iterable) -> pd.DataFrame:

@@ -1,8 +1,10 @@
 """The HTML report (`smc report`, the last DVC stage): a page per executed notebook plus an index.
 
 The index says what SMC-Bench is, which profile produced the numbers, which datasets were substitutes,
-and summarises every method by its "failing sparsity" per dataset (the lowest sparsity more than
-1 point below dense, the paper's yardstick in section 4). Pages open offline: nbconvert runs with a
+the paper's findings as measured on the records (`findings.csv`: claim, measurement, verdict), the
+revisions the records were computed at and their summed training time, and summarises every method by
+its "failing sparsity" per dataset (the lowest sparsity below the dense band, the paper's yardstick in
+section 4 with the dense seeds' noise). Pages open offline: nbconvert runs with a
 template that drops every CDN script (require.js, MathJax, mermaid, widgets), vega-lite outputs are
 rendered to inline SVG by vl-convert, and the finished HTML is checked for any remote fetch.
 """
@@ -16,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import nbformat
+import pandas as pd
 
 from .config import load_profile, sections
 from .errors import SMCError
@@ -84,9 +87,11 @@ def build(profile: str | None = None, notebooks_dir: str | Path = "outputs/noteb
         raise SMCError(f"no executed notebooks in {notebooks_dir}; run `dvc repro` (or papermill) first")
     out_dir = Path(out_dir)
     pages = [notebook_to_html(nb, out_dir / f"{nb.stem}.html") for nb in notebooks]
-    table = load(sorted(Path(results_dir).glob("*.csv")))
+    table = load(sorted(p for p in Path(results_dir).glob("*.csv") if p.stem != "findings"))
+    found = Path(results_dir) / "findings.csv"
+    findings = pd.read_csv(found) if found.exists() else None
     index = out_dir / "index.html"
-    body = render_index(prof, pages, table)
+    body = render_index(prof, pages, table, findings)
     _check_offline(body, index)
     index.write_text(body, encoding="utf-8")
     return index
@@ -97,16 +102,30 @@ def _order(path: Path, prof: dict) -> tuple[int, str]:
     return (names.index(path.stem) if path.stem in names else len(names), path.stem)
 
 
-def render_index(prof: dict[str, Any], pages: list[Path], table) -> str:
-    """The index page: about, profile, substitutes, failing-sparsity summary, links."""
+def render_index(prof: dict[str, Any], pages: list[Path], table, findings=None) -> str:
+    """The index page: about, findings, profile, substitutes, failing-sparsity summary, provenance, links."""
     links = "".join(f'<li><a href="{html.escape(p.name)}">{html.escape(_title(p))}</a></li>' for p in pages)
     summary = failing_summary(table)
     summary_html = (summary.to_html(classes="summary", border=0, table_id="failing-summary", escape=True)
                     if len(summary) else "<p>No results tables found in outputs/results.</p>")
+    findings_html = (findings.to_html(classes="findings", border=0, table_id="findings", index=False, escape=True)
+                     if findings is not None and len(findings) else
+                     "<p>No findings table (outputs/results/findings.csv): run the findings notebook.</p>")
     return _PAGE.format(
         about=ABOUT, profile=_profile_html(prof), substitutes=_substitutes_html(prof), summary=summary_html,
-        links=links, n_runs=_n_runs(table),
+        links=links, n_runs=_n_runs(table), findings=findings_html, provenance=_provenance_html(table),
         generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
+
+
+def _provenance_html(table) -> str:
+    """Which revisions computed the records shown, and their summed training time (core-hours at 1 thread)."""
+    if not len(table):
+        return "<p>No records.</p>"
+    runs = table.drop_duplicates([c for c in COLUMNS[:7]])
+    revs = runs["git_revision"].fillna("unknown").value_counts()
+    items = "".join(f"<li><code>{html.escape(str(r))}</code>: {n} records</li>" for r, n in revs.items())
+    hours = runs["wall_s"].sum() / 3600
+    return f"<ul id=\"revisions\">{items}</ul><p>Summed training time of these records: {hours:.1f} h.</p>"
 
 
 def _n_runs(table) -> int:
@@ -145,10 +164,21 @@ caption, .note {{ color: #666; font-size: 90%; }}
 <p>{about}</p>
 <h2>Sections</h2>
 <ul id="sections">{links}</ul>
+<h2>The paper's findings, measured</h2>
+<p class="note">Each claim is a rule in <code>smc_lib/findings.py</code> over the run records: <i>reproduced</i>,
+<i>not reproduced</i>, or <i>inconclusive</i> (within the noise band, or records missing). The noise band of a
+curve is its dense seeds': a point fails when it is more than max(1 point, 2&nbsp;σ of the dense seeds) below
+the dense mean. Where ours disagree with the paper, the verdict says so.</p>
+{findings}
 <h2>Failing sparsity</h2>
-<p class="note">Per method and dataset: the lowest sparsity whose metric (mean over seeds and folds) falls more
-than 1 point below the dense model; "&gt; x" = never at the sparsities run (up to x). {n_runs} runs.</p>
+<p class="note">Per method and dataset: the lowest sparsity whose metric (mean over seeds and folds) falls below
+the dense band (more than max(1 point, 2&nbsp;σ of the dense seeds) under the dense mean); "&gt; x" = never at the
+sparsities run (up to x). {n_runs} runs.</p>
 {summary}
+<h2>Provenance</h2>
+<p class="note">The revisions of the code that computed the records (a record names its revision; `smc verify`
+recomputes them).</p>
+{provenance}
 <h2>Profile</h2>
 <table id="profile">{profile}</table>
 <h2>Substitute datasets</h2>

@@ -1,9 +1,11 @@
 """The tidy results table every section writes and the report reads, and the "failing sparsity" summary.
 
 One row per (run, metric): task, dataset, model, method, sparsity, seed, fold, metric, value,
-achieved_sparsity, wall_s. "Failing sparsity" follows the paper's reading of its figures (Liu, Chen
-et al., ICLR 2023, section 4): the lowest sparsity at which a method's metric falls more than
-1 point below the dense model's (means over seeds and folds).
+achieved_sparsity (over the pruned scope), achieved_sparsity_all (over every parameter), wall_s,
+git_revision (the code that computed the record).
+"Failing sparsity" follows the paper's reading of its figures (Liu, Chen et al., ICLR 2023, section 4)
+with the dense runs' noise band: the lowest sparsity at which a method's metric falls below the dense
+mean by more than max(1 point, 2 σ of the dense seeds) (means over seeds and folds).
 """
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from typing import Iterable
 import pandas as pd
 
 COLUMNS = ["task", "dataset", "model", "method", "sparsity", "seed", "fold", "metric", "value",
-           "achieved_sparsity", "wall_s"]
+           "achieved_sparsity", "achieved_sparsity_all", "wall_s", "git_revision"]
 RUN_KEYS = ["task", "dataset", "model", "method", "sparsity", "seed", "fold"]
 FAIL_MARGIN = 1.0  # points below dense
 
@@ -25,7 +27,10 @@ def to_table(results: Iterable) -> pd.DataFrame:
         c = r.config
         for metric, value in r.metrics.items():
             rows.append({**{k: c[k] for k in RUN_KEYS}, "metric": metric, "value": float(value),
-                         "achieved_sparsity": float(r.achieved_sparsity), "wall_s": float(r.wall_s)})
+                         "achieved_sparsity": float(r.achieved_sparsity),
+                         "achieved_sparsity_all": float("nan") if r.achieved_sparsity_all is None
+                         else float(r.achieved_sparsity_all), "wall_s": float(r.wall_s),
+                         "git_revision": r.git_revision})
     table = pd.DataFrame(rows, columns=COLUMNS)
     table["fold"] = table["fold"].astype("Int64")
     return table.sort_values(RUN_KEYS + ["metric"], kind="stable").reset_index(drop=True)
@@ -46,7 +51,7 @@ def load(paths: Iterable[str | Path]) -> pd.DataFrame:
         return pd.DataFrame(columns=COLUMNS)
     table = pd.concat(frames, ignore_index=True)
     table["fold"] = table["fold"].astype("Int64")
-    return table[COLUMNS]
+    return table.reindex(columns=COLUMNS)
 
 
 def primary(table: pd.DataFrame, metric: str | None = None) -> pd.DataFrame:
@@ -79,23 +84,35 @@ def curves(table: pd.DataFrame, metric: str | None = None) -> pd.DataFrame:
                   achieved_sparsity=("achieved_sparsity", "mean")))
 
 
-def failing_sparsity(table: pd.DataFrame, margin: float = FAIL_MARGIN, metric: str | None = None) -> pd.DataFrame:
-    """Per task/dataset/model/method: dense value, and the lowest sparsity more than `margin` below it.
+def noise_band(table: pd.DataFrame, metric: str | None = None, floor: float = FAIL_MARGIN) -> pd.DataFrame:
+    """Per task/dataset/model: the dense mean, σ over its seeds (0 for one seed), the number of seeds, and
+    the margin max(`floor`, 2 σ) by which a point must fall below dense to count as failing."""
+    t = primary(table, metric)
+    g = t[t["method"] == "dense"].groupby(["task", "dataset", "model"])["value"]
+    out = pd.DataFrame({"dense": g.mean(), "sd": g.std(ddof=1).fillna(0.0), "seeds": g.size()}).reset_index()
+    out["margin"] = out["sd"].mul(2).clip(lower=floor)
+    return out
 
-    Columns: task, dataset, model, method, dense, failing_sparsity (NaN: never failed at the sparsities
-    run), max_sparsity (the highest sparsity run).
+
+def failing_sparsity(table: pd.DataFrame, margin: float = FAIL_MARGIN, metric: str | None = None) -> pd.DataFrame:
+    """Per task/dataset/model/method: dense mean, the margin (max(`margin`, 2 σ of the dense seeds)), and the
+    lowest sparsity more than the margin below dense.
+
+    Columns: task, dataset, model, method, dense, margin, failing_sparsity (NaN: never failed at the
+    sparsities run), max_sparsity (the highest sparsity run).
     """
     c = curves(table, metric)
     group = ["task", "dataset", "model"]
-    dense = c[c["method"] == "dense"].set_index(group)["value"].rename("dense")
+    band = noise_band(table, metric, margin).set_index(group)
     rows = []
     for (task, ds, model, method), part in c[c["method"] != "dense"].groupby(group + ["method"], sort=True):
-        base = dense.get((task, ds, model))
-        failed = part[part["value"] < base - margin]["sparsity"] if base is not None else part["sparsity"][:0]
+        base, m = (band.loc[(task, ds, model), ["dense", "margin"]] if (task, ds, model) in band.index
+                   else (None, margin))
+        failed = part[part["value"] < base - m]["sparsity"] if base is not None else part["sparsity"][:0]
         rows.append({"task": task, "dataset": ds, "model": model, "method": method,
-                     "dense": base, "failing_sparsity": failed.min() if len(failed) else float("nan"),
+                     "dense": base, "margin": m, "failing_sparsity": failed.min() if len(failed) else float("nan"),
                      "max_sparsity": part["sparsity"].max()})
-    return pd.DataFrame(rows, columns=group + ["method", "dense", "failing_sparsity", "max_sparsity"])
+    return pd.DataFrame(rows, columns=group + ["method", "dense", "margin", "failing_sparsity", "max_sparsity"])
 
 
 def failing_summary(table: pd.DataFrame, margin: float = FAIL_MARGIN) -> pd.DataFrame:

@@ -1,18 +1,31 @@
 """Runs: one `(task, dataset, model, method, sparsity, seed, fold, profile)` plus its settings → `RunResult`.
 
 A full SMC-Bench sweep is hundreds of fine-tunings (4 tasks × 10 datasets × 11 methods × 10 sparsities
-in the paper), so a finished run must never be recomputed and a killed one must resume. The result is
-JSON under a content hash of the resolved config (`<store>/<key>.json`, written atomically); a rerun
-returns it without training. Everything else a run writes lives in `<store>/<key>/`: the resume
-checkpoint `train.fit` keeps, method state (IMP rounds), and for the dense run the fine-tuned weights
-(`model.pt`) that every `after` method and LTH rewinding load through `MethodContext.dense_model`.
+in the paper), so a finished run must never be recomputed and a killed one must resume. A run leaves two
+kinds of output (`Store`):
+
+- its *record* (`<records>/<task>/<key>.json`, small JSON written atomically: config, metrics, per-layer
+  sparsity, timings, versions, revision; never weights). The default profile's records are committed under
+  `results/<profile>/`, so the report renders from them on a fresh clone; a rerun returns the record
+  without training.
+- its *artifacts* (`<artifacts>/<task>/<key>/`: the resume checkpoint `train.fit` keeps, and for the runs
+  others start from — the dense run, each IMP round — the trained weights `model.pt` and mask `masks.pt`).
+  They are never in git; when one is missing but its record exists it is recomputed (training is
+  deterministic for a given seed and thread count) and checked against the record.
+
+The key is a content hash of everything that changes a result (`resolve`): the config, the task's and
+method's *resolved* defaults and the training config they give, a fingerprint of the data files the task
+reads, and the integer `version` of the task and method classes (bumped when their behaviour changes), so
+no cached number outlives the code that made it.
 """
 from __future__ import annotations
 
 import contextlib
 import dataclasses
 import fcntl
+import functools
 import hashlib
+import inspect
 import json
 import os
 import platform
@@ -27,7 +40,26 @@ from .errors import SMCError, check_sparsity
 from .runtime import torch_threads
 
 DEFAULT_STORE = Path("outputs/runs")
-_NOT_HASHED = ("device",)  # where a run executes does not change what it is
+_NOT_HASHED = ("device", "data_dir")  # where a run executes does not change what it is (the data's content does)
+_RESOLVED = ("scope", "train", "task_params", "method_options")   # hashed as `resolve` resolves them
+
+
+@dataclass(frozen=True)
+class Store:
+    """Where records (small JSON, publishable) and artifacts (weights, checkpoints; never in git) go."""
+    records: Path
+    artifacts: Path
+
+    @classmethod
+    def of(cls, store: "Store | Path | str | None", records: Path | str | None = None) -> "Store":
+        """A Store from a Store, or from one folder (records beside the artifacts unless `records` is given)."""
+        if isinstance(store, Store):
+            return store
+        root = Path(store) if store is not None else DEFAULT_STORE
+        return cls(records=Path(records) if records is not None else root, artifacts=root)
+
+
+StoreLike = Store | Path | str
 
 
 @dataclass(frozen=True)
@@ -48,6 +80,7 @@ class RunConfig:
     task_params: dict = field(default_factory=dict)     # Task(**task_params)
     method_options: dict = field(default_factory=dict)  # Method(**method_options)
     device: str = "auto"
+    data_dir: str = "data"                              # fingerprinted by content, not by path
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "sparsity", round(check_sparsity(self.sparsity), 6))
@@ -57,18 +90,104 @@ class RunConfig:
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    def identity(self) -> dict[str, Any]:
+        """What the key hashes: the config (device and data path left out) with its settings resolved
+        (`resolve`): a default spelled out in a profile is the same run as the default left implicit."""
+        d = {k: v for k, v in self.as_dict().items() if k not in _NOT_HASHED + _RESOLVED}
+        return {**d, "resolved": resolve(self)}
+
     def key(self) -> str:
-        """A 16-hex content hash of the canonical JSON of the config (device left out)."""
-        d = {k: v for k, v in self.as_dict().items() if k not in _NOT_HASHED}
-        return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
+        """A 16-hex content hash of the canonical JSON of `identity()` (memoized per config and code version)."""
+        from .methods import get_method
+        from .tasks import get_task
+
+        m = get_method(self.method)
+        code = (get_task(self.task).version, m.version, get_method("dense").version,
+                json.dumps(m.defaults, sort_keys=True, default=str))
+        return _key(json.dumps(self.as_dict(), sort_keys=True, default=str), code)
 
     def dense(self) -> "RunConfig":
         """The dense fine-tuning run this run's `after`/LTH method starts from (same data, model, seed, fold)."""
         return dataclasses.replace(self, method="dense", sparsity=0.0, method_options={}, layerwise=False)
 
+    def at(self, sparsity: float) -> "RunConfig":
+        """The same run at another sparsity (an IMP chain's earlier round)."""
+        return dataclasses.replace(self, sparsity=sparsity)
+
     def label(self) -> str:
         fold = "" if self.fold is None else f"/fold{self.fold}"
         return f"{self.task}/{self.dataset}{fold}/{self.model}/{self.method}@{self.sparsity:g}/seed{self.seed}"
+
+
+@functools.lru_cache(maxsize=4096)
+def _key(config_json: str, code: tuple) -> str:
+    cfg = RunConfig(**json.loads(config_json))
+    return hashlib.sha256(json.dumps(cfg.identity(), sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+_CTOR_ARGS = {"self", "dataset", "model", "data_dir", "fold", "seed", "params"}
+
+
+def resolve(cfg: RunConfig) -> dict[str, Any]:
+    """Everything behind the config that changes a result, resolved: the task's constructor defaults merged
+    with `task_params`, the training config the task's defaults and `train` give, the scope, the method's
+    option defaults merged with `method_options`, the task's and method's `version` (and the dense method's
+    for the methods that start from the dense run), and the fingerprint of the task's data files."""
+    from .methods import get_method
+    from .tasks import get_task
+
+    task_cls, method_cls = get_task(cfg.task), get_method(cfg.method)
+    sig = inspect.signature(task_cls.__init__)
+    task_params = {n: p.default for n, p in sig.parameters.items()
+                   if n not in _CTOR_ARGS and p.default is not inspect.Parameter.empty}
+    task_params.update(cfg.task_params)
+    task = make_task(cfg)
+    train = {**dataclasses.asdict(train_config(cfg, task)), "progress": None, "device": None}
+    out = {"task": {"version": task_cls.version, "params": task_params, "scope": cfg.scope or task.default_scope},
+           "train": _jsonable(train),
+           "method": {"version": method_cls.version, "options": {**method_cls.defaults, **cfg.method_options}},
+           "data": data_fingerprint(task.data_files())}
+    if method_cls.timing in ("after", "iterative") or cfg.train.get("distill"):
+        out["method"]["dense_version"] = get_method("dense").version
+    return out
+
+
+def make_task(cfg: RunConfig):
+    """The task object of a run."""
+    from .tasks import get_task
+
+    return get_task(cfg.task)(cfg.dataset, cfg.model, data_path(cfg), fold=cfg.fold, seed=cfg.seed,
+                              **cfg.task_params)
+
+
+def train_config(cfg: RunConfig, task):
+    """The task's default TrainConfig with the run's overrides, seed and device."""
+    overrides = {k: tuple(v) if k == "betas" else v for k, v in cfg.train.items()}  # YAML lists → tuples
+    return dataclasses.replace(task.default_train_config(), **overrides, seed=cfg.seed, device=cfg.device)
+
+
+def data_path(cfg: RunConfig) -> Path:
+    """The run's data folder: absolute as given, else relative to the working directory or the checkout."""
+    p = Path(cfg.data_dir)
+    if p.is_absolute() or p.exists():
+        return p
+    return Path(__file__).resolve().parent.parent / p
+
+
+_FILE_HASHES: dict[tuple, str] = {}
+
+
+def data_fingerprint(files: list[Path]) -> str:
+    """sha256 over the (name, content hash) of each file a task reads; file hashes are memoized by
+    (path, size, mtime) within the process."""
+    h = hashlib.sha256()
+    for f in sorted(Path(x) for x in files):
+        st = f.stat()
+        memo = (str(f.resolve()), st.st_size, st.st_mtime_ns)
+        if memo not in _FILE_HASHES:
+            _FILE_HASHES[memo] = hashlib.sha256(f.read_bytes()).hexdigest()
+        h.update(f"{f.name}\0{_FILE_HASHES[memo]}\n".encode())
+    return h.hexdigest()[:16]
 
 
 @dataclass
@@ -87,6 +206,11 @@ class RunResult:
     git_revision: str | None
     device: str
     finished_at: str
+    achieved_sparsity_all: float | None = None          # pruned / every parameter of the model (incl. out of scope)
+    params: dict = field(default_factory=dict)          # {"scope": weights in scope, "all": every parameter}
+    resolved: dict = field(default_factory=dict)        # what the key hashed besides the config (`resolve`)
+    eval_examples: int | None = None                    # examples behind `metrics` (one is 100 / n points)
+    threads: int | None = None                          # torch threads it ran with
     cached: bool = field(default=False, compare=False)
 
     @property
@@ -102,24 +226,33 @@ class RunResult:
     def from_json(cls, text: str) -> "RunResult":
         return cls(**json.loads(text), cached=True)
 
+    @property
+    def tolerance(self) -> float:
+        """How far a recomputation's primary metric may differ: one evaluation example's worth."""
+        return 100.0 / self.eval_examples if self.eval_examples else 1e-6
+
 
 # --------------------------------------------------------------------------- the store
-def result_path(cfg: RunConfig, store: Path | str = DEFAULT_STORE) -> Path:
-    """`<store>/<task>/<key>.json`: a folder per task, so each section's DVC stage owns its runs."""
-    return Path(store) / cfg.task / f"{cfg.key()}.json"
+def result_path(cfg: RunConfig, store: StoreLike = DEFAULT_STORE) -> Path:
+    """`<records>/<task>/<key>.json`: a folder per task, so each section's DVC stage owns its records."""
+    return Store.of(store).records / cfg.task / f"{cfg.key()}.json"
 
 
-def run_dir(cfg: RunConfig, store: Path | str = DEFAULT_STORE) -> Path:
-    """Checkpoints and method state of one run (created on demand)."""
-    return Path(store) / cfg.task / cfg.key()
+def run_dir(cfg: RunConfig, store: StoreLike = DEFAULT_STORE) -> Path:
+    """Artifacts of one run: checkpoints, method state, weights others start from (created on demand)."""
+    return Store.of(store).artifacts / cfg.task / cfg.key()
 
 
-def load_result(cfg: RunConfig, store: Path | str = DEFAULT_STORE) -> RunResult | None:
+def load_result(cfg: RunConfig, store: StoreLike = DEFAULT_STORE) -> RunResult | None:
     path = result_path(cfg, store)
     if not path.exists():
         return None
+    return read_record(path)
+
+
+def read_record(path: Path) -> RunResult:
     try:
-        return RunResult.from_json(path.read_text())
+        return RunResult.from_json(Path(path).read_text())
     except (json.JSONDecodeError, TypeError) as e:
         raise SMCError(f"{path} is not a run result ({e}); delete it to rerun that run") from None
 
@@ -145,22 +278,65 @@ def _locked(path: Path) -> Iterator[None]:
 
 
 # --------------------------------------------------------------------------- executing one run
-def execute(cfg: RunConfig, store: Path | str = DEFAULT_STORE, data_dir: Path | str = "data") -> RunResult:
-    """The stored result of `cfg`, training it first if it is not in the store yet."""
-    store = Path(store)
+def execute(cfg: RunConfig, store: StoreLike = DEFAULT_STORE, data_dir: Path | str | None = None) -> RunResult:
+    """The stored record of `cfg`, training it first if it is not in the store yet."""
+    store = Store.of(store)
+    if data_dir is not None:
+        cfg = dataclasses.replace(cfg, data_dir=str(data_dir))
     if (done := load_result(cfg, store)) is not None:
         return done
-    with _locked(store / cfg.task / f".{cfg.key()}.lock"):
+    with _locked(_lock_path(cfg, store)):
         if (done := load_result(cfg, store)) is not None:  # another worker finished it meanwhile
             return done
-        result = _train(cfg, store, Path(data_dir))
+        result = _train(cfg, store, data_path(cfg))
         atomic_write(result_path(cfg, store), result.to_json())
         _drop_checkpoints(run_dir(cfg, store))
     return result
 
 
-def _drop_checkpoints(folder: Path, keep: tuple[str, ...] = ("model.pt",)) -> None:
-    """A finished run needs no resume state; only the dense weights (`model.pt`) are reused."""
+def _lock_path(cfg: RunConfig, store: Store) -> Path:
+    return store.artifacts / cfg.task / f".{cfg.key()}.lock"
+
+
+KEPT = ("model.pt", "masks.pt", "rewind.pt")   # artifacts other runs start from
+
+
+def artifacts(cfg: RunConfig, store: StoreLike, data_dir: Path | str | None = None) -> Path:
+    """The artifact folder of a finished run that keeps weights (dense, IMP rounds), recomputing them when
+    the record exists but the weights are gone (artifacts are not kept between machines or sittings).
+    A recomputation whose metric differs from the record's by more than `tolerance` is an error."""
+    store = Store.of(store)
+    if data_dir is not None:
+        cfg = dataclasses.replace(cfg, data_dir=str(data_dir))
+    record = execute(cfg, store)
+    folder = run_dir(cfg, store)
+    if (folder / "model.pt").exists():
+        return folder
+    with _locked(_lock_path(cfg, store)):
+        if not (folder / "model.pt").exists():
+            again = _train(cfg, store, data_path(cfg))
+            _drop_checkpoints(folder)
+            check_same(record, again, result_path(cfg, store))
+    return folder
+
+
+def recompute(cfg: RunConfig, store: StoreLike) -> RunResult:
+    """Train `cfg` again (its dependencies come from `store`) without writing its record: `smc verify`."""
+    return _train(cfg, Store.of(store), data_path(cfg))
+
+
+def check_same(published: RunResult, recomputed: RunResult, where: Path | str) -> None:
+    """Raise SMCError naming the record when a recomputation disagrees with it beyond its tolerance."""
+    m = published.primary_metric
+    a, b = published.metrics.get(m), recomputed.metrics.get(m)
+    if a is None or b is None or abs(a - b) > published.tolerance + 1e-9:
+        raise SMCError(f"{where}: recomputed {m} {b} differs from the record's {a} by more than "
+                       f"{published.tolerance:.4g}; the code or data changed without a version bump "
+                       f"(bump the task's or method's `version`), or the run is not deterministic")
+
+
+def _drop_checkpoints(folder: Path, keep: tuple[str, ...] = KEPT) -> None:
+    """A finished run needs no resume state; only the weights others start from are kept."""
     for path in sorted(folder.rglob("*"), reverse=True):
         if path.is_file() and path.name not in keep:
             path.unlink()
@@ -170,38 +346,69 @@ def _drop_checkpoints(folder: Path, keep: tuple[str, ...] = ("model.pt",)) -> No
         folder.rmdir()
 
 
-def _train(cfg: RunConfig, store: Path, data_dir: Path) -> RunResult:
+def _train(cfg: RunConfig, store: Store, data_dir: Path) -> RunResult:
     """Train one run (the only place that does; tests count calls to it)."""
     import torch
 
     from .methods import get_method
     from .methods.base import MethodContext
-    from .tasks import get_task
 
-    task_cls = get_task(cfg.task)
-    task = task_cls(cfg.dataset, cfg.model, data_dir, fold=cfg.fold, seed=cfg.seed, **cfg.task_params)
-    overrides = {k: tuple(v) if k == "betas" else v for k, v in cfg.train.items()}  # YAML lists → tuples
-    train_cfg = dataclasses.replace(task.default_train_config(), **overrides, seed=cfg.seed, device=cfg.device)
+    cfg = dataclasses.replace(cfg, data_dir=str(data_dir))
+    task = make_task(cfg)
+    train_cfg = train_config(cfg, task)
     scope = cfg.scope or task.default_scope
-    method = get_method(cfg.method)(cfg.sparsity, scope=scope, layerwise=cfg.layerwise, **cfg.method_options)
+    method_cls = get_method(cfg.method)
+    method = method_cls(cfg.sparsity, scope=scope, layerwise=cfg.layerwise, **cfg.method_options)
     ckpt_dir = run_dir(cfg, store)
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     ctx = MethodContext(dense_model=lambda: dense_model(cfg, store, data_dir, task),
-                        checkpoint_dir=ckpt_dir, scope_kwargs={**_scope_kwargs(task), **cfg.scope_patterns})
+                        checkpoint_dir=ckpt_dir, scope_kwargs={**_scope_kwargs(task), **cfg.scope_patterns},
+                        previous=lambda s: previous_round(cfg.at(s), store, task))
 
     torch.manual_seed(cfg.seed)
     start = time.perf_counter()
     fit, masks = method.run(task, task.build_model(), train_cfg, ctx)
     wall = time.perf_counter() - start
-    if cfg.method == "dense":
+    n_all = sum(p.numel() for p in fit.model.parameters())
+    if method_cls.keeps_weights:
         save_model(fit.model, ckpt_dir / "model.pt")
+        save_tensors(masks.state_dict(), ckpt_dir / "masks.pt")
+        if getattr(method, "rewind_state", None) is not None:     # LTH with rewinding to step t > 0
+            save_tensors(method.rewind_state, ckpt_dir / "rewind.pt")
     return RunResult(
-        key=cfg.key(), config=cfg.as_dict(), metrics={k: float(v) for k, v in fit.metrics.items()},
+        key=cfg.key(), config=_public_config(cfg), metrics={k: float(v) for k, v in fit.metrics.items()},
         primary_metric=task.primary_metric, achieved_sparsity=float(masks.sparsity()),
         layerwise=masks.layerwise().to_dict("records"), wall_s=round(wall, 3), steps=int(fit.steps),
         train_config=_jsonable(dataclasses.asdict(train_cfg)), versions=versions(),
         git_revision=git_revision(), device=str(_model_device(fit.model)),
-        finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+        finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        achieved_sparsity_all=masks.n_pruned() / n_all, params={"scope": masks.numel(), "all": n_all},
+        resolved=resolve(cfg), eval_examples=task.eval_size(train_cfg.eval_split),
+        threads=torch.get_num_threads())
+
+
+def _public_config(cfg: RunConfig) -> dict:
+    """The config as a record stores it: the data folder relative to the checkout when inside it."""
+    d = cfg.as_dict()
+    root = Path(__file__).resolve().parent.parent
+    with contextlib.suppress(ValueError):
+        d["data_dir"] = str(Path(cfg.data_dir).resolve().relative_to(root))
+    return d
+
+
+def previous_round(prev: RunConfig, store: Store, task):
+    """(trained model, masks, rewind state or None) of an IMP chain's earlier round, computing it if needed."""
+    import torch
+
+    from .masks import MaskSet
+
+    folder = artifacts(prev, store)
+    model = task.build_model()
+    model.load_state_dict(torch.load(folder / "model.pt", map_location="cpu", weights_only=True))
+    masks = MaskSet(torch.load(folder / "masks.pt", map_location="cpu", weights_only=True))
+    rewind = folder / "rewind.pt"
+    start = torch.load(rewind, map_location="cpu", weights_only=True) if rewind.exists() else None
+    return model, masks, start
 
 
 def _scope_kwargs(task) -> dict:
@@ -209,31 +416,28 @@ def _scope_kwargs(task) -> dict:
     return {"encoder_patterns": patterns} if patterns else {}
 
 
-def dense_model(cfg: RunConfig, store: Path | str, data_dir: Path | str, task=None):
+def dense_model(cfg: RunConfig, store: StoreLike, data_dir: Path | str, task=None):
     """A fresh copy of the dense fine-tuned model of `cfg`'s dataset/model/seed/fold, training it once if needed."""
     import torch
 
-    dense = cfg.dense()
-    execute(dense, store, data_dir)
-    if task is None:
-        from .tasks import get_task
-        task = get_task(cfg.task)(cfg.dataset, cfg.model, Path(data_dir), fold=cfg.fold, seed=cfg.seed,
-                                  **cfg.task_params)
-    model = task.build_model()
-    path = run_dir(dense, store) / "model.pt"
-    if not path.exists():
-        raise SMCError(f"{path} missing though its run result exists; delete {result_path(dense, store)} to retrain")
-    model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    dense = dataclasses.replace(cfg.dense(), data_dir=str(data_dir))
+    folder = artifacts(dense, store)
+    model = (task or make_task(dense)).build_model()
+    model.load_state_dict(torch.load(folder / "model.pt", map_location="cpu", weights_only=True))
     return model
 
 
 def save_model(model, path: Path) -> None:
+    save_tensors({k: v.detach().cpu() for k, v in model.state_dict().items()}, path)
+
+
+def save_tensors(tensors: dict, path: Path) -> None:
     import io
 
     import torch
 
     buf = io.BytesIO()
-    torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, buf)
+    torch.save(tensors, buf)
     atomic_write(path, buf.getvalue())
 
 
@@ -287,10 +491,12 @@ def _run(task, dataset, method, sparsity, model, seed, fold, profile, store, dat
     from .config import load_profile
     from .sweep import make_config
 
+    from .sweep import profile_store
+
     prof = load_profile(profile)
     cfg = make_config(prof, task, dataset=dataset, method=method, sparsity=sparsity, model=model, seed=seed,
                       fold=fold, device=device)
-    store = Path(store or prof["store"])
+    store = Store.of(store) if store else profile_store(prof)
     with torch_threads(prof.get("threads")):
         return cfg, store, execute(cfg, store, Path(data_dir or prof["data_dir"]))
 

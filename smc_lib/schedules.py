@@ -3,7 +3,8 @@
 - GMP cubic schedule (Zhu & Gupta 2017, "To prune, or not to prune", eq. 1):
   s_t = s_f + (s_i - s_f) (1 - (t - t0) / (n Δt))³ for t = t0, t0 + Δt, ..., t0 + n Δt.
 - IMP rounds (Frankle & Carbin 2019; Chen et al. 2020): each round prunes 20 % of the remaining weights,
-  so round k has sparsity 1 - 0.8^k; the last round clips to the target exactly.
+  so round k has sparsity 1 - 0.8^k (to 4 digits, as profiles write it); an off-grid target is reached by
+  clipping the last round to it.
 - RigL drop fraction (Evci et al. 2020, "Rigging the Lottery"): cosine decay α/2 (1 + cos(π t / T_end)).
 """
 from __future__ import annotations
@@ -70,21 +71,30 @@ class GMPSchedule:
         return self.final + (self.initial - self.final) * (1.0 - frac) ** 3
 
 
-def imp_rounds(target: float, rate: float = 0.2) -> list[float]:
-    """Sparsity after each IMP round: 1 - (1 - rate)^k while below `target`, the last one exactly `target`."""
+IMP_DIGITS = 4   # profiles write 1 - 0.8^k to 4 digits (0.7379 is round 6, 0.7903 round 7)
+
+
+def imp_round_count(target: float, rate: float = 0.2) -> int:
+    """How many IMP rounds reach `target`: k when `target` is 1 - (1 - rate)^k written to IMP_DIGITS digits
+    (round k is defined by k, not by a float comparison), else the first k whose sparsity passes it."""
     target = check_sparsity(target)
     if not 0.0 < rate < 1.0:
         raise SMCError(f"IMP prune rate must be in (0, 1), got {rate}; the paper uses 0.2")
     if target == 0.0:
+        return 0
+    k = max(1, round(math.log(1.0 - target) / math.log(1.0 - rate)))
+    if round(1.0 - (1.0 - rate) ** k, IMP_DIGITS) == round(target, IMP_DIGITS):
+        return k
+    return max(1, math.ceil(math.log(1.0 - target) / math.log(1.0 - rate) - 1e-12))
+
+
+def imp_rounds(target: float, rate: float = 0.2) -> list[float]:
+    """Sparsity after each IMP round: 1 - (1 - rate)^j to IMP_DIGITS digits for the rounds before the last,
+    which is exactly `target`. Round j of the chain is itself the run at sparsity `imp_rounds(...)[j - 1]`."""
+    k = imp_round_count(target, rate)
+    if k == 0:
         return []
-    rounds: list[float] = []
-    k = 1
-    while True:
-        s = round(1.0 - (1.0 - rate) ** k, 12)      # 0.2, not 0.19999999999999996
-        if s >= target - 1e-9:
-            return rounds + [target]
-        rounds.append(s)
-        k += 1
+    return [round(1.0 - (1.0 - rate) ** j, IMP_DIGITS) for j in range(1, k)] + [float(target)]
 
 
 def rigl_drop_fraction(step: int, alpha: float, t_end: int) -> float:

@@ -24,7 +24,7 @@ from tqdm import tqdm  # plain text bars: no ipywidgets needed in JupyterLab or 
 from . import results as _results
 from .config import load_profile, section
 from .errors import SMCError
-from .runs import DEFAULT_STORE, RunConfig, RunResult, execute
+from .runs import DEFAULT_STORE, RunConfig, RunResult, Store, execute
 from .runtime import torch_threads
 
 GRID_KEYS = ("datasets", "models", "methods", "sparsities", "seeds", "folds")
@@ -46,13 +46,14 @@ def make_config(profile: dict, task: str, dataset: str, method: str, sparsity: f
         layerwise=bool(sec.get("layerwise", False)) and method != "dense",
         train=dict(sec.get("train") or {}), task_params=dict(sec.get("task") or {}),
         method_options={} if method == "dense" else dict((sec.get("method_options") or {}).get(method) or {}),
-        device=device or profile.get("device", "auto"))
+        device=device or profile.get("device", "auto"), data_dir=str(profile.get("data_dir") or "data"))
 
 
 def grid(profile: dict | str | None, task: str, **overrides: Any) -> list[RunConfig]:
     """Every run of `profile`'s `task` section; `overrides` (datasets=, methods=, sparsities=, ...) win.
 
-    Dense runs come first, once per dataset/model/seed/fold; then method × sparsity.
+    Dense runs come first, once per dataset/model/seed/fold (for `seeds` and `dense_seeds`); then
+    method × sparsity on `seeds`.
     """
     prof = profile if isinstance(profile, dict) else load_profile(profile)
     if unknown := set(overrides) - set(GRID_KEYS) - {"device"}:
@@ -65,11 +66,14 @@ def grid(profile: dict | str | None, task: str, **overrides: Any) -> list[RunCon
     for ds, model in itertools.product(datasets, given.get("models") or base.get("models") or []):
         sec = {**section(prof, task, ds, model), **given}
         methods = [m for m in sec.get("methods", []) if m != "dense"]
-        for seed, fold in itertools.product(sec.get("seeds") or [0], sec.get("folds") or [None]):
+        seeds = sec.get("seeds") or [0]
+        dense_seeds = list(dict.fromkeys([*seeds, *(sec.get("dense_seeds") or [])]))
+        for seed, fold in itertools.product(dense_seeds, sec.get("folds") or [None]):
             one = dict(profile=prof, task=task, dataset=ds, model=model, seed=seed, fold=fold, device=device)
             dense.append(make_config(method="dense", **one))
-            sparse += [make_config(method=m, sparsity=s, **one)
-                       for m, s in itertools.product(methods, sec.get("sparsities") or [])]
+            if seed in seeds:
+                sparse += [make_config(method=m, sparsity=s, **one)
+                           for m, s in itertools.product(methods, sec.get("sparsities") or [])]
     if not dense:
         raise SMCError(f"the {task!r} sweep is empty; list datasets and models in its profile section")
     return _unique(dense + sparse)
@@ -83,7 +87,7 @@ def _unique(runs: list[RunConfig]) -> list[RunConfig]:
 
 
 # --------------------------------------------------------------------------- executors
-def run_local(runs: Sequence[RunConfig], store: Path, data_dir: Path, progress: bool = True) -> list[RunResult]:
+def run_local(runs: Sequence[RunConfig], store: Store, data_dir: Path, progress: bool = True) -> list[RunResult]:
     """Execute runs one after another in this process (finished runs are read from the store)."""
     out = []
     bar = tqdm(runs, desc="runs", unit="run", disable=not progress)
@@ -93,11 +97,11 @@ def run_local(runs: Sequence[RunConfig], store: Path, data_dir: Path, progress: 
     return out
 
 
-def _remote_execute(cfg: dict, store: str, data_dir: str) -> str:
-    return execute(RunConfig(**cfg), store, data_dir).to_json()
+def _remote_execute(cfg: dict, records: str, artifacts: str, data_dir: str) -> str:
+    return execute(RunConfig(**cfg), Store(Path(records), Path(artifacts)), data_dir).to_json()
 
 
-def run_ray(runs: Sequence[RunConfig], store: Path, data_dir: Path, progress: bool = True,
+def run_ray(runs: Sequence[RunConfig], store: Store, data_dir: Path, progress: bool = True,
             address: str | None = None, num_cpus: int | None = None, num_gpus_per_run: float = 0,
             num_cpus_per_run: float = 1) -> list[RunResult]:
     """Execute each run as a Ray task: on the cluster at `address`, else on a local one with `num_cpus`.
@@ -125,7 +129,7 @@ def run_ray(runs: Sequence[RunConfig], store: Path, data_dir: Path, progress: bo
                     done[cfg.key()] = res
                     bar.update()
                 else:
-                    pending[remote.remote(cfg.as_dict(), str(store), str(data_dir))] = cfg
+                    pending[remote.remote(cfg.as_dict(), str(store.records), str(store.artifacts), str(data_dir))] = cfg
             while pending:
                 ready, _ = ray.wait(list(pending), num_returns=1)
                 cfg = pending.pop(ready[0])
@@ -178,7 +182,7 @@ def sweep(runs: str | Sequence[RunConfig], profile: dict | str | None = None, ex
     executor = executor or prof.get("executor", "local")
     if executor not in EXECUTORS:
         raise SMCError(f"unknown executor {executor!r}; choose one of: {', '.join(EXECUTORS)}")
-    store = Path(store or prof.get("store") or DEFAULT_STORE)
+    store = Store.of(store) if store is not None else profile_store(prof)
     data_dir = Path(data_dir or prof.get("data_dir") or "data")
     kwargs: dict[str, Any] = {}
     if executor == "ray":
@@ -188,6 +192,38 @@ def sweep(runs: str | Sequence[RunConfig], profile: dict | str | None = None, ex
     with torch_threads(prof.get("threads") if executor == "local" else None):   # Ray sets OMP threads per task
         results = EXECUTORS[executor](configs, store, data_dir, progress=progress, **kwargs)
     return _results.to_table(results)
+
+
+def profile_store(prof: dict) -> Store:
+    """The profile's records folder (`records`) and artifact folder (`store`)."""
+    return Store(records=Path(prof.get("records") or f"results/{prof['profile']}"),
+                 artifacts=Path(prof.get("store") or DEFAULT_STORE))
+
+
+def collect(section_name: str, profile: dict | str | None = None, store: Path | str | Store | None = None,
+            **overrides: Any) -> tuple[list[RunResult], list[RunConfig]]:
+    """The records of a section's grid that exist (trains nothing) and the configs still missing."""
+    from .runs import load_result
+
+    prof = profile if isinstance(profile, dict) else load_profile(profile)
+    st = Store.of(store) if store is not None else profile_store(prof)
+    found, missing = [], []
+    for cfg in grid(prof, section_name, **overrides):
+        res = load_result(cfg, st)
+        (found.append(res) if res is not None else missing.append(cfg))
+    return found, missing
+
+
+def section_table(section_name: str, profile: dict | str | None = None, train_missing: bool = True,
+                  executor: str | None = None, data_dir: Path | str | None = None,
+                  **overrides: Any) -> tuple[pd.DataFrame, list[RunResult], list[RunConfig]]:
+    """What a section notebook shows: (tidy table, records, configs still missing). With `train_missing`
+    the missing runs are trained first (`sweep`); without, the table holds the published records only."""
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    if train_missing:
+        sweep(section_name, profile=profile, executor=executor, data_dir=data_dir, **overrides)
+    found, missing = collect(section_name, profile, **overrides)
+    return _results.to_table(found), found, missing
 
 
 def cli_sweep(section_name: str, profile: str | None = None, executor: str | None = None,

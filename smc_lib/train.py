@@ -3,8 +3,10 @@
 Optimizer and schedule come from a plain `TrainConfig`; methods act through hooks (RigL reads dense
 gradients in `after_backward`, GMP/RigL change the mask in `on_step_end`); after every optimizer step the
 MaskSet re-zeros the pruned weights, so a pruned weight is exactly 0.0 at every forward pass. Evaluations
-every `eval_every` steps track the best checkpoint, but only while every hook says the mask is final (the
-official SMC-Bench GMP could report a model evaluated before reaching its target sparsity).
+every `eval_every` steps give a learning curve (`history`); the reported metrics are the last step's. With
+`select_best` the best evaluation's weights are returned instead, but only while every hook says the mask
+is final (the official SMC-Bench GMP could report a model evaluated before reaching its target sparsity);
+select on a held-out split then, never on the test split most SMC-Bench datasets evaluate on.
 
 Learning-rate rewinding (Renda et al., ICLR 2020): call `fit` again on the pruned model (a fresh optimizer
 and the full schedule from step 0, weights kept), or, inside a fit, have a hook call
@@ -51,7 +53,8 @@ class TrainConfig:
     grad_clip: float | None = None
     eval_every: int | None = None
     eval_split: str = "dev"
-    select_best: bool = True
+    select_best: bool = False           # True: return the best evaluation's weights. Off by default: the
+                                        # evaluation split is the test split for most SMC-Bench datasets
     seed: int = 0
     device: str = "auto"
     distill: dict | None = None         # {"hardness": 1.0, "temperature": 2.0}; needs a teacher

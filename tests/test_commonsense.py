@@ -109,3 +109,21 @@ def test_unknown_dataset_and_params_are_one_line_errors(tmp_path):
         cls("cosmosqa", "tiny-random", tmp_path)
     with pytest.raises(SMCError, match="missing data file"):
         cls("csqa", "tiny-random", tmp_path)
+
+
+@needs_data
+def test_race_is_scored_on_its_test_split(tmp_path):
+    """The paper compares RACE with fairseq's test numbers: with the full RACE layout (train / validation /
+    test) the default evaluation reads test, not validation."""
+    from smc_lib.tasks.commonsense import CommonsenseTask
+
+    root = tmp_path / "commonsense" / "race"
+    src = DATA / "commonsense" / "race" / "test" / "middle.jsonl"
+    lines = src.read_text().splitlines()
+    for folder, rows in (("train", lines[:40]), ("validation", lines[40:60]), ("test", lines[60:75])):
+        (root / folder).mkdir(parents=True)
+        (root / folder / "middle.jsonl").write_text("\n".join(rows) + "\n")
+    task = CommonsenseTask("race", "tiny-random", tmp_path)
+    split = task.default_train_config().eval_split
+    assert split == "test"
+    assert [e.uid for e in task.examples(split)] == [e.uid for e in read_race(root / "test" / "middle.jsonl")]

@@ -25,7 +25,7 @@ def with_section(**changes) -> dict:
     return {**GOOD, "toy": {**GOOD["toy"], **changes}}
 
 
-@pytest.mark.parametrize("name", ["cpu", "paper"])
+@pytest.mark.parametrize("name", ["smoke", "cpu", "paper"])
 def test_shipped_profiles_validate(name: str):
     prof = load_profile(name)
     assert prof["profile"] == name and Path(prof["path"]).name == f"{name}.yaml"
@@ -132,3 +132,24 @@ def test_profile_threads_hold_for_the_run_and_are_restored():
         seen.append(torch.get_num_threads())
     assert seen == [1, before] and torch.get_num_threads() == before
     assert load_profile("cpu")["threads"] == 1 and load_profile("paper")["threads"] is None
+
+
+PAPER_INTERVALS = {500, 1000, 4000}   # §4 of the paper: GMP's update interval, which RigL shares
+
+
+@pytest.mark.parametrize("task,dataset,steps", [("commonsense", "csqa", 3000), ("commonsense", "winogrande", 23750),
+                                                ("commonsense", "race", 16475), ("arithmetic", "mawps", 19250),
+                                                ("arithmetic", "svamp", 19613)])
+def test_paper_profile_gmp_and_rigl_share_one_interval_from_the_paper(task, dataset, steps):
+    """`steps`: the paper's run length (RACE: 3 epochs of 87 866 questions at 16; arithmetic: 50 epochs of
+    MAWPS fold 0 at 4, of MAWPS + ASDiv-A at 8). Without a profile value GMP would update every 210 steps
+    and RigL every 225 on CSQA."""
+    from smc_lib.config import section
+    from smc_lib.schedules import GMPSchedule
+
+    prof = load_profile("paper")
+    opts = section(prof, task, dataset)["method_options"]
+    interval = opts["gmp"]["frequency"]
+    assert interval in PAPER_INTERVALS
+    assert all(opts[m]["every"] == interval for m in ("random_rigl", "omp_rigl", "snip_rigl"))
+    assert len(GMPSchedule(0.5, steps, frequency=interval).update_steps()) >= 5

@@ -29,7 +29,7 @@ p = {args[i + 1]: args[i + 2] for i in range(len(args)) if args[i] == "-p"}
 name = src.stem
 out = pathlib.Path(p["out_dir"])
 for path in (dst, out / "results" / f"{name}.csv", out / "figures" / f"{name}_sparsity.svg",
-             out / "figures" / f"{name}_layerwise.svg", out / "runs" / name / "run.json"):
+             out / "figures" / f"{name}_layerwise.svg", pathlib.Path("results") / p["profile"] / name / "run.json"):
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(f"{name} profile={p['profile']}\\n")
 """
@@ -76,7 +76,7 @@ def repo(tmp_path_factory):
     for name, text in (("papermill", PAPERMILL_STUB), ("smc", SMC_STUB)):
         (bin_dir / name).write_text(text)
         (bin_dir / name).chmod(0o755)
-    (root / ".gitignore").write_text("/.stubs\n/outputs\n")
+    (root / ".gitignore").write_text("/.stubs\n/outputs\n/results\n")
     env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "DVC_NO_ANALYTICS": "1",
            "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
     sh(["git", "init", "-q"], root, env)
@@ -97,14 +97,14 @@ def test_noop_repro_runs_nothing_quickly(repo):
     assert elapsed < 10, f"no-op dvc repro took {elapsed:.1f}s"
 
 
-def test_one_section_param_reruns_that_section_and_the_report(repo):
+def test_one_section_param_reruns_that_section_the_findings_and_the_report(repo):
     root, env = repo
     path = root / "params" / "cpu.yaml"
     prof = yaml.safe_load(path.read_text())
     for section in ("commonsense", "arithmetic"):
         prof[section].setdefault("notebook", {})["pipeline_test_knob"] = 1  # one new value in one section
         path.write_text(yaml.safe_dump(prof, sort_keys=False))
-        assert ran(sh([str(DVC), "repro"], root, env)) == {section, "report"}
+        assert ran(sh([str(DVC), "repro"], root, env)) == {section, "findings", "report"}
 
 
 def test_profile_switch_is_one_command(repo):

@@ -64,3 +64,24 @@ def test_rigl_cosine_drop_fraction():
     assert rigl_update_steps(100)[1] == list(range(7, 75, 7))
     with pytest.raises(SMCError):
         rigl_update_steps(100, every=0)
+
+
+@pytest.mark.parametrize("k", range(1, 11))
+def test_imp_round_k_is_defined_by_k_for_the_4_digit_grid(k):
+    """Profiles write 1 - 0.8^k to 4 digits; round k must be k rounds, whether the rounded value lies above
+    the exact one (0.7379 > 0.737856: once 7 rounds) or below it (0.7903 < 0.790285)."""
+    from smc_lib.config import PAPER_SPARSITIES
+    from smc_lib.schedules import imp_round_count
+
+    target = PAPER_SPARSITIES[k - 1]
+    assert imp_round_count(target) == k
+    rounds = imp_rounds(target)
+    assert len(rounds) == k and rounds[-1] == target
+    assert rounds[:-1] == list(PAPER_SPARSITIES[:k - 1])      # the chain's earlier rounds are the grid's levels
+    assert imp_rounds(rounds[-2]) == rounds[:-1] if k > 1 else True
+
+
+def test_off_grid_targets_clip_the_last_round():
+    from smc_lib.schedules import imp_round_count
+
+    assert imp_round_count(0.5) == 4 and imp_round_count(0.1) == 1 and imp_round_count(0.2001) == 2

@@ -100,8 +100,9 @@ def test_hook_order_and_steps(toy_task):
 
 
 def test_select_best_only_counts_final_masks(toy_task):
-    free = fit(toy_task, toy_task.build_model(), cfg(steps=24, eval_every=4, lr=0.2))
-    gated = fit(toy_task, toy_task.build_model(), cfg(steps=24, eval_every=4, lr=0.2), hooks=[Recorder(20)])
+    free = fit(toy_task, toy_task.build_model(), cfg(steps=24, eval_every=4, lr=0.2, select_best=True))
+    gated = fit(toy_task, toy_task.build_model(), cfg(steps=24, eval_every=4, lr=0.2, select_best=True),
+                hooks=[Recorder(20)])
     assert gated.best_step >= 20
     final_evals = [h for h in gated.history if h["mask_final"]]
     assert [h["step"] for h in final_evals] == [20, 24]
@@ -242,3 +243,11 @@ def test_non_finite_loss_is_a_clear_error(toy_task):
             return super().loss(model, batch) * float("nan")
     with pytest.raises(SMCError, match="lower the learning rate"):
         fit(Diverged(), toy_task.build_model(), cfg())
+
+
+def test_default_reports_the_last_evaluation_not_the_best(toy_task):
+    """Periodic evaluations on the evaluation split (the test split for most datasets) must not pick the
+    reported model: by default the metrics are the last step's."""
+    res = fit(toy_task, toy_task.build_model(), cfg(steps=24, eval_every=4, lr=0.2))
+    assert res.best_step is None and res.steps == 24
+    assert res.metrics["accuracy"] == res.history[-1]["accuracy"] and res.history[-1]["step"] == 24

@@ -35,6 +35,8 @@ class MethodContext:
     dense_model: Callable[[], nn.Module] | None = None   # a fresh copy of the dense fine-tuned model
     checkpoint_dir: Path | None = None
     scope_kwargs: dict = field(default_factory=dict)
+    # (trained model, masks, rewind state) of the same run at an earlier sparsity: an IMP chain's round
+    previous: Callable[[float], tuple[nn.Module, MaskSet, dict | None]] | None = None
 
 
 class Method:
@@ -44,6 +46,8 @@ class Method:
     timing: ClassVar[str] = ""
     paper: ClassVar[str] = ""
     defaults: ClassVar[dict[str, Any]] = {}
+    version: ClassVar[int] = 1            # part of every run key: bump it when the method's behaviour changes
+    keeps_weights: ClassVar[bool] = False  # its trained weights and mask are artifacts other runs start from
 
     def __init__(self, sparsity: float, scope: str = "all", layerwise: bool = False, **options: Any):
         self.sparsity = check_sparsity(sparsity)
@@ -100,6 +104,7 @@ class Method:
 
 class DenseMethod(Method):
     timing = "dense"
+    keeps_weights = True
 
     def check_options(self) -> None:
         if self.sparsity != 0.0:

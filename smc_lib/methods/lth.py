@@ -4,7 +4,12 @@ Networks", NeurIPS). Round k: train, prune `rate` (20 %) of the remaining weight
 round k has sparsity 1 - 0.8^k (the last round is clipped to the target exactly), rewind the surviving
 weights and train again. `rewind` = 0 rewinds to the pretrained weights (Chen et al.), `rewind` = t > 0 to
 the dense run's weights after t steps (Frankle et al. 2020, "Linear Mode Connectivity and the Lottery
-Ticket Hypothesis"), `rewind` = None keeps the trained weights (`lth_norewind`: IMP with fine-tuning)."""
+Ticket Hypothesis"), `rewind` = None keeps the trained weights (`lth_norewind`: IMP with fine-tuning).
+
+One chain per (dataset, model, seed, options): the run at round k's sparsity *is* round k. Through
+`MethodContext.previous` (the run store) round k starts from the stored weights and mask of the run at
+round k - 1's sparsity, so the four sparsities 1 - 0.8^{1,3,5,7} cost 7 trainings, not 16; without a
+store (`ctx.previous` None) every round runs here, in order."""
 from __future__ import annotations
 
 import copy
@@ -45,6 +50,8 @@ class LTH(Method):
     name, timing = "lth", "iterative"
     paper = "Frankle & Carbin 2019 (LTH/IMP); Chen et al. 2020 (LTH for pre-trained BERT, rewind to pretrained)"
     defaults = {"rate": 0.2, "rewind": 0}
+    keeps_weights = True          # each round's weights and mask start the next round
+    version = 2                   # 2: one chain across runs; rounds 1 - 0.8^k to 4 digits defined by k
 
     def check_options(self) -> None:
         imp_rounds(self.sparsity, self.options["rate"])
@@ -58,15 +65,21 @@ class LTH(Method):
         self.rounds: list[dict] = []
         if self.sparsity == 0.0:
             return self.fit(task, model, cfg, ctx, None), MaskSet.dense(params)
-        if rewind:
+        targets = imp_rounds(self.sparsity, self.options["rate"])
+        start = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()} if rewind == 0 else None
+        masks = None
+        if len(targets) > 1 and ctx.previous is not None:     # the chain's earlier rounds are runs of their own
+            trained, masks, earlier_start = ctx.previous(targets[-2])
+            start = earlier_start if rewind else start
+            targets = targets[-1:]
+        elif rewind:
             snap = Snapshot(rewind)
             trained = self.fit(task, copy.deepcopy(model), cfg, ctx, None, [snap], tag="dense_rewind").model
             start = snap.state
         else:
-            start = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()} if rewind == 0 else None
             trained = self.dense_model(task, model, cfg, ctx)
-        masks = None
-        for k, target in enumerate(imp_rounds(self.sparsity, self.options["rate"]), 1):
+        self.rewind_state = start if rewind else None
+        for k, target in enumerate(targets, 1):
             weights = prunable(trained, self.scope, **ctx.scope_kwargs)
             masks = MaskSet.from_scores(scores.magnitude(weights), target, self.layerwise, keep=masks)
             if start is not None:

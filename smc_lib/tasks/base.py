@@ -27,6 +27,7 @@ class Task:
     default_scope: str = "all"
     primary_metric: str = "accuracy"
     encoder_patterns: tuple[str, ...] | None = None   # overrides scope.ENCODER_PATTERNS for `encoder`
+    version: int = 1                  # part of every run key: bump it when the task's behaviour changes
 
     def __init__(self, dataset: str, model: str, data_dir: Path | str = "data", fold: int | None = None,
                  seed: int = 0, **params):
@@ -43,6 +44,16 @@ class Task:
     def num_batches(self, split: str, batch_size: int) -> int:
         """Batches per epoch of `split` (used to turn `epochs` into steps); override when cheaper to compute."""
         return sum(1 for _ in self.batches(split, batch_size, shuffle=False, seed=0))
+
+    def data_files(self) -> list[Path]:
+        """The files this task's runs read (their content is fingerprinted into the run key): by default
+        every file under `<data_dir>/<task>/<dataset>/`."""
+        folder = self.data_dir / self.name / self.dataset
+        return sorted(p for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else []
+
+    def eval_size(self, split: str) -> int | None:
+        """Examples behind `evaluate(model, split)` (a record's tolerance is one example's worth)."""
+        return None
 
     # -- model
     def build_model(self) -> nn.Module:

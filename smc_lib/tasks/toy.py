@@ -72,6 +72,9 @@ class ToyTask(Task):
             out[split] = (ids, relevance[ids].sum(dim=1).argmax(dim=1))
         return out
 
+    def eval_size(self, split: str) -> int:
+        return len(self._split(split)[1])
+
     def _split(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
         if split not in self._data:
             raise SMCError(f"toy task has no split {split!r}; choose train, dev or test")

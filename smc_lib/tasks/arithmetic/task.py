@@ -127,6 +127,9 @@ class ArithmeticTask(Task):
                    for pred, p in zip(self.predict(model, split), rows)]
         return {"accuracy": 100.0 * sum(correct) / max(1, len(correct))}
 
+    def eval_size(self, split: str) -> int:
+        return len(self.problems(split))
+
     def target_value(self, p: Problem) -> float:
         return p.answer if self.metric_target == "answer" else evaluate_prefix(p.equation, p.numbers)
 

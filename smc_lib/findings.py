@@ -1,0 +1,262 @@
+"""The paper's findings as rules over run records: claim, our measurement, verdict.
+
+"Sparsity May Cry" (Liu, Chen et al., ICLR 2023) reads its figures in words (§4, Appendix B and C). Each
+function below turns one of those readings into a rule over the tidy results table (`results.to_table`)
+and, where the claim is about masks, the per-layer table (`plots.layerwise_table`). A rule returns one of
+
+- REPRODUCED: our records show what the paper says;
+- NOT_REPRODUCED: they show the opposite;
+- INCONCLUSIVE: the differences are within the noise band, or the records needed are missing.
+
+The noise band of a curve is that of its dense runs: a sparse point is *below dense* when it is more than
+`margin = max(1 point, 2 σ of the dense seeds)` under the dense mean (one seed: 1 point). Two methods
+*differ* when their values differ by more than the same margin. Nothing here knows which verdict to expect:
+the tests feed synthetic tables whose verdict is known.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pandas as pd
+
+from .results import curves, failing_sparsity, noise_band
+
+REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE = "reproduced", "not reproduced", "inconclusive"
+MIN_MARGIN = 1.0            # points: the paper's "more than 1 point below dense"
+POST = ("lth", "gmp", "omp_after")                                      # §4.1 ③: post-training pruning
+PRIOR = ("omp_before", "snip", "snip_rigl", "random_rigl", "omp_rigl")  # ... beats these
+COLLAPSE = 5.0              # Appendix B: "≈ 0 accuracy", read as below 5 %
+EMPTY = 0.99                # a layer with ≥ 99 % of its weights pruned is emptied
+
+
+@dataclass
+class Finding:
+    claim: str
+    paper: str
+    measured: str
+    verdict: str
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+# ------------------------------------------------------------------------------------------- noise band
+def _curves(table: pd.DataFrame) -> pd.DataFrame:
+    """Sparse curves (means over seeds and folds) with their dense band joined."""
+    c = curves(table)
+    return c[c["method"] != "dense"].merge(noise_band(table), on=["task", "dataset", "model"], how="inner")
+
+
+def failing(table: pd.DataFrame) -> pd.DataFrame:
+    """`results.failing_sparsity` with the noise-band margin (at least MIN_MARGIN)."""
+    return failing_sparsity(table, MIN_MARGIN)
+
+
+def _pct(x: float) -> str:
+    return "never (within the grid)" if pd.isna(x) else f"{x:.1%}"
+
+
+# ------------------------------------------------------------------------------------------- the claims
+def difficulty(table: pd.DataFrame, easy: str = "mawps", hard: str = "svamp") -> Finding:
+    """① Prunability falls with task difficulty: among the methods that fail within the grid on either
+    dataset, the harder one fails at a strictly lower sparsity for most and never at a higher one (a
+    method that never fails counts as failing above the grid)."""
+    claim = f"① harder task, lower failing sparsity ({hard.upper()} vs {easy.upper()})"
+    paper = "SVAMP (and CSQA/RACE, 10-to-10) fail at lower sparsities than MAWPS (WinoGrande, 2-to-2)"
+    f = failing(table)
+    e = f[f["dataset"] == easy].set_index(["model", "method"])["failing_sparsity"]
+    h = f[f["dataset"] == hard].set_index(["model", "method"])["failing_sparsity"]
+    both = e.index.intersection(h.index)
+    if len(both) == 0:
+        return Finding(claim, paper, f"no method run on both {easy} and {hard}", INCONCLUSIVE)
+    inf = np.inf
+    ev, hv = e[both].fillna(inf), h[both].fillna(inf)
+    considered = [(i, ev[i], hv[i]) for i in both if ev[i] < inf or hv[i] < inf]
+    if not considered:
+        return Finding(claim, paper, "no method fails within the grid on either dataset", INCONCLUSIVE)
+    lower = [i for i, a, b in considered if b < a]
+    higher = [i for i, a, b in considered if b > a]
+    measured = (f"of {len(considered)} methods failing on either: {hard} fails lower for {len(lower)}, "
+                f"higher for {len(higher)} ({', '.join(m for _, m in higher) or 'none'}), "
+                f"equal for {len(considered) - len(lower) - len(higher)}")
+    if higher and len(higher) >= len(lower):
+        verdict = NOT_REPRODUCED
+    elif len(lower) * 2 > len(considered) and not higher:
+        verdict = REPRODUCED
+    else:
+        verdict = INCONCLUSIVE
+    return Finding(claim, paper, measured, verdict)
+
+
+def _pairs(c: pd.DataFrame, a: tuple[str, ...], b: tuple[str, ...]) -> pd.DataFrame:
+    """Every (a-method, b-method) pair at the same task/dataset/model/sparsity: diff = a - b, margin."""
+    keys = ["task", "dataset", "model", "sparsity"]
+    left = c[c["method"].isin(a)][keys + ["method", "value", "margin"]]
+    right = c[c["method"].isin(b)][keys + ["method", "value"]]
+    m = left.merge(right, on=keys, suffixes=("_a", "_b"))
+    m["diff"] = m["value_a"] - m["value_b"]
+    return m
+
+
+def post_beats_prior(table: pd.DataFrame) -> Finding:
+    """② Prior-training pruning loses to post-training pruning: over every (post, prior) pair at the same
+    sparsity, post wins (by more than the margin) at least half the time and loses at most a tenth."""
+    claim = "② post-training pruning (LTH, GMP, OMP-after) beats prior-training (OMP-before, SNIP, RigL ×3)"
+    paper = "§4.1 ③: at the same sparsity, after-training methods stay above before-training ones"
+    m = _pairs(_curves(table), POST, PRIOR)
+    if m.empty:
+        return Finding(claim, paper, "no post/prior pair at a common sparsity", INCONCLUSIVE)
+    wins, losses = int((m["diff"] > m["margin"]).sum()), int((m["diff"] < -m["margin"]).sum())
+    n = len(m)
+    measured = f"{n} pairs: post wins {wins}, loses {losses}, within noise {n - wins - losses}"
+    if losses > wins:
+        verdict = NOT_REPRODUCED
+    elif wins * 2 >= n and losses * 10 <= n:
+        verdict = REPRODUCED
+    else:
+        verdict = INCONCLUSIVE
+    return Finding(claim, paper, measured, verdict)
+
+
+def snip_no_better_than_random(table: pd.DataFrame) -> Finding:
+    """② SNIP is no better than random pruning before training: SNIP never beats random_before by more
+    than the margin (not reproduced when it does at most of the common sparsities)."""
+    claim = "② SNIP is no better than random pruning before training"
+    paper = "§4.1: SNIP performs no better than random pruning at initialization"
+    m = _pairs(_curves(table), ("snip",), ("random_before",))
+    if m.empty:
+        return Finding(claim, paper, "no SNIP / random-before pair at a common sparsity", INCONCLUSIVE)
+    better = int((m["diff"] > m["margin"]).sum())
+    measured = (f"SNIP above random-before by more than the margin at {better} of {len(m)} points "
+                f"(mean difference {m['diff'].mean():+.1f})")
+    verdict = REPRODUCED if better == 0 else NOT_REPRODUCED if better * 2 > len(m) else INCONCLUSIVE
+    return Finding(claim, paper, measured, verdict)
+
+
+def _kind_sparsity(layers: pd.DataFrame, kind: str) -> pd.DataFrame:
+    """Numel-weighted sparsity of the parameters of `kind`, per run (task/dataset/model/method/sparsity)."""
+    keys = ["task", "dataset", "model", "method", "sparsity"]
+    part = layers[layers["kind"] == kind].assign(pruned=lambda d: d["layer_sparsity"] * d["numel"])
+    g = part.groupby(keys, as_index=False).agg(pruned=("pruned", "sum"), numel=("numel", "sum"))
+    g["kind_sparsity"] = g["pruned"] / g["numel"]
+    return g[keys + ["kind_sparsity"]]
+
+
+def snip_embedding(layers: pd.DataFrame, rival: str = "omp_before") -> Finding:
+    """② SNIP concentrates its pruning in the embedding: at most levels its embedding sparsity is above
+    both the overall level and `rival`'s embedding sparsity (by 5 points)."""
+    claim = "② SNIP prunes the embedding hardest"
+    paper = "Fig. 6: 99.7 % embedding sparsity at 36 % overall (RoBERTa; MiniLM's embedding is ~half the scope)"
+    if layers.empty:
+        return Finding(claim, paper, "no per-layer records", INCONCLUSIVE)
+    k = _kind_sparsity(layers, "embedding")
+    keys = ["task", "dataset", "model", "sparsity"]
+    s = k[k["method"] == "snip"].merge(k[k["method"] == rival], on=keys, suffixes=("", "_rival"))
+    if s.empty:
+        return Finding(claim, paper, f"no SNIP / {rival} per-layer records at a common sparsity", INCONCLUSIVE)
+    above = (s["kind_sparsity"] > s["sparsity"] + 0.05) & (s["kind_sparsity"] > s["kind_sparsity_rival"] + 0.05)
+    below = (s["kind_sparsity"] < s["sparsity"] - 0.05)
+    detail = "; ".join(f"{r.dataset} {r.sparsity:.0%}: {r.kind_sparsity:.1%} (vs {rival} {r.kind_sparsity_rival:.1%})"
+                       for r in s.itertuples())
+    measured = f"SNIP's embedding sparsity above the level and {rival}'s at {int(above.sum())} of {len(s)}: {detail}"
+    verdict = REPRODUCED if above.sum() * 2 > len(s) else NOT_REPRODUCED if below.sum() * 2 > len(s) else INCONCLUSIVE
+    return Finding(claim, paper, measured, verdict)
+
+
+def imp_not_better(table: pd.DataFrame, task: str = "arithmetic", top: int = 2) -> Finding:
+    """③ IMP (LTH) is not better than OMP-after and GMP at the `top` highest sparsities on `task`:
+    reproduced when LTH never beats the better of them by more than the margin there."""
+    claim = f"③ LTH is no better than OMP-after and GMP at the {top} highest sparsities ({task})"
+    paper = "§4.2: the expensive IMP does not beat one-shot OMP-after or GMP at high sparsity"
+    c = _curves(table)
+    c = c[c["task"] == task]
+    rows = []
+    for (ds, model), part in c.groupby(["dataset", "model"]):
+        levels = sorted(part[part["method"] == "lth"]["sparsity"])[-top:]
+        for s in levels:
+            at = part[part["sparsity"] == s].set_index("method")
+            rivals = [m for m in ("omp_after", "gmp") if m in at.index]
+            if rivals:
+                best = max(at.loc[m, "value"] for m in rivals)
+                rows.append((ds, s, at.loc["lth", "value"] - best, at["margin"].iloc[0]))
+    if not rows:
+        return Finding(claim, paper, "no LTH with OMP-after / GMP at common sparsities", INCONCLUSIVE)
+    better = [r for r in rows if r[2] > r[3]]
+    measured = "; ".join(f"{ds} {s:.0%}: LTH − best(OMP-after, GMP) = {d:+.1f} (margin {m:.1f})" for ds, s, d, m in rows)
+    verdict = REPRODUCED if not better else NOT_REPRODUCED if len(better) == len(rows) else INCONCLUSIVE
+    return Finding(claim, paper, measured, verdict)
+
+
+def layerwise_alike(layers: pd.DataFrame, methods: tuple[str, ...] = ("lth", "omp_after", "gmp"),
+                    baseline: str = "random_after", min_corr: float = 0.9, gap: float = 0.3) -> Finding:
+    """④ IMP / OMP-after / GMP give nearly identical layerwise sparsities: at every dataset and level, the
+    smallest Pearson correlation of their per-parameter sparsities is ≥ `min_corr` and above the
+    correlation random pruning at the same level has with them (layer shapes alone) by `gap`."""
+    claim = "④ LTH, OMP-after and GMP have the same layerwise sparsity"
+    paper = "Fig. 6-8: their layerwise sparsities 'all overlapped on one line'"
+    if layers.empty:
+        return Finding(claim, paper, "no per-layer records", INCONCLUSIVE)
+    rows = []
+    for (ds, s), part in layers.groupby(["dataset", "sparsity"]):
+        wide = part.pivot_table(index="param", columns="method", values="layer_sparsity")
+        have = [m for m in methods if m in wide.columns]
+        if len(have) < 2:
+            continue
+        corr = wide.corr()
+        pair = min(corr.loc[a, b] for i, a in enumerate(have) for b in have[i + 1:])
+        base = max(abs(corr.loc[baseline, m]) for m in have) if baseline in wide.columns else np.nan
+        base = 0.0 if pd.isna(base) else base       # random's per-layer sparsity is ~constant: no correlation
+        rows.append((ds, s, pair, base))
+    if not rows:
+        return Finding(claim, paper, "fewer than two of the methods at a common level", INCONCLUSIVE)
+    ok = [r for r in rows if r[2] >= min_corr and r[2] - r[3] >= gap]
+    bad = [r for r in rows if r[2] < r[3] + gap / 2]
+    measured = "; ".join(f"{ds} {s:.0%}: min r = {p:.3f} (random: {b:.2f})" for ds, s, p, b in rows)
+    verdict = REPRODUCED if len(ok) == len(rows) else NOT_REPRODUCED if len(bad) * 2 > len(rows) else INCONCLUSIVE
+    return Finding(claim, paper, measured, verdict)
+
+
+def omp_before_collapse(table: pd.DataFrame, layers: pd.DataFrame, task: str = "arithmetic",
+                        above: float = 0.36, pretrained_prefix: str = "embedder.") -> Finding:
+    """Appendix B: OMP-before collapses above 36 % on arithmetic (accuracy below COLLAPSE) because global
+    magnitude pruning of the pretrained model empties its deep, randomly initialised layers (some
+    parameter outside the pretrained embedder ≥ 99 % pruned)."""
+    claim = f"App. B: OMP-before collapses above {above:.0%} on {task} (deep layers emptied)"
+    paper = "Appendix B: ≈ 0 accuracy above 36 %, the non-encoder layers pruned away"
+    c = curves(table)
+    c = c[(c["task"] == task) & (c["method"] == "omp_before") & (c["sparsity"] > above)]
+    if c.empty:
+        return Finding(claim, paper, f"no OMP-before run above {above:.0%}", INCONCLUSIVE)
+    collapsed = c[c["value"] < COLLAPSE]
+    parts = []
+    emptied = 0
+    for r in c.itertuples():
+        lw = layers[(layers["task"] == task) & (layers["dataset"] == r.dataset) & (layers["method"] == "omp_before")
+                    & (layers["sparsity"] == r.sparsity) & ~layers["param"].str.startswith(pretrained_prefix)]
+        n_empty = int((lw["layer_sparsity"] >= EMPTY).sum())
+        emptied += n_empty > 0
+        parts.append(f"{r.dataset} {r.sparsity:.0%}: {r.value:.1f} % ({n_empty} new-model tensors emptied)")
+    measured = "; ".join(parts)
+    if len(collapsed) == len(c) and emptied == len(c):
+        verdict = REPRODUCED
+    elif collapsed.empty:
+        verdict = NOT_REPRODUCED
+    else:
+        verdict = INCONCLUSIVE
+    return Finding(claim, paper, measured, verdict)
+
+
+def all_findings(table: pd.DataFrame, layers: pd.DataFrame) -> pd.DataFrame:
+    """The findings table of the report: one row per claim (claim, paper, measured, verdict)."""
+    arith = table[table["task"] == "arithmetic"]
+    found = [
+        difficulty(arith),
+        post_beats_prior(table),
+        snip_no_better_than_random(table),
+        snip_embedding(layers),
+        imp_not_better(table),
+        layerwise_alike(layers),
+        omp_before_collapse(table, layers),
+    ]
+    return pd.DataFrame([f.as_dict() for f in found], columns=["claim", "paper", "measured", "verdict"])

@@ -1,0 +1,114 @@
+"""The findings rules on synthetic tables whose verdict is known (no record is read)."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from smc_lib import findings as F
+
+LEVELS = (0.2, 0.488, 0.6723, 0.7903)
+METHODS = ("omp_after", "random_after", "lth", "gmp", "omp_before", "random_before", "snip", "snip_rigl",
+           "random_rigl", "omp_rigl")
+
+
+def table(curve, datasets=("mawps", "svamp"), task="arithmetic", dense=(80.0, 80.5, 79.5)) -> pd.DataFrame:
+    """A tidy table: dense seeds at `dense`, each method's value at each level from curve(ds, method, s)."""
+    rows = []
+    for ds in datasets:
+        for seed, v in enumerate(dense):
+            rows.append(dict(task=task, dataset=ds, model="gts", method="dense", sparsity=0.0, seed=seed, value=v))
+        for m in METHODS:
+            for s in LEVELS:
+                rows.append(dict(task=task, dataset=ds, model="gts", method=m, sparsity=s, seed=0,
+                                 value=curve(ds, m, s)))
+    t = pd.DataFrame(rows)
+    return t.assign(fold=pd.array([None] * len(t), dtype="Int64"), metric="accuracy", achieved_sparsity=t["sparsity"],
+                    achieved_sparsity_all=t["sparsity"], wall_s=1.0)
+
+
+def test_noise_band_is_two_sigma_of_the_dense_seeds_or_one_point():
+    band = F.noise_band(table(lambda *a: 0.0))
+    assert band["margin"].iloc[0] == pytest.approx(2 * np.std([80.0, 80.5, 79.5], ddof=1))
+    one = F.noise_band(table(lambda *a: 0.0, dense=(80.0,)))
+    assert one["margin"].iloc[0] == 1.0
+
+
+def test_difficulty_reproduced_when_the_hard_task_fails_earlier():
+    # MAWPS fails at 79 %, SVAMP at 49 % for every method
+    t = table(lambda ds, m, s: 80.0 - (50 if (ds == "svamp" and s > 0.4) or s > 0.75 else 0))
+    assert F.difficulty(t).verdict == F.REPRODUCED
+
+
+def test_difficulty_not_reproduced_when_the_hard_task_fails_later():
+    t = table(lambda ds, m, s: 80.0 - (50 if (ds == "mawps" and s > 0.4) or s > 0.75 else 0))
+    assert F.difficulty(t).verdict == F.NOT_REPRODUCED
+
+
+def test_difficulty_inconclusive_when_nothing_fails():
+    assert F.difficulty(table(lambda *a: 80.0)).verdict == F.INCONCLUSIVE
+
+
+def test_post_beats_prior():
+    good = table(lambda ds, m, s: 80.0 - (0 if m in F.POST else 30 * s))
+    assert F.post_beats_prior(good).verdict == F.REPRODUCED
+    bad = table(lambda ds, m, s: 80.0 - (30 * s if m in F.POST else 0))
+    assert F.post_beats_prior(bad).verdict == F.NOT_REPRODUCED
+    assert F.post_beats_prior(table(lambda *a: 80.0)).verdict == F.INCONCLUSIVE
+
+
+def test_snip_no_better_than_random():
+    assert F.snip_no_better_than_random(table(lambda ds, m, s: 50.0)).verdict == F.REPRODUCED
+    t = table(lambda ds, m, s: 70.0 if m == "snip" else 50.0)
+    assert F.snip_no_better_than_random(t).verdict == F.NOT_REPRODUCED
+
+
+def test_imp_not_better():
+    assert F.imp_not_better(table(lambda ds, m, s: 60.0)).verdict == F.REPRODUCED
+    t = table(lambda ds, m, s: 75.0 if m == "lth" else 60.0)
+    assert F.imp_not_better(t).verdict == F.NOT_REPRODUCED
+
+
+def layers(spars, methods=("lth", "omp_after", "gmp", "random_after", "snip", "omp_before"), level=0.488):
+    """Per-parameter rows: spars(method, i) gives parameter i's sparsity (param 0 is the embedding)."""
+    rows = []
+    for m in methods:
+        for i in range(12):
+            rows.append(dict(task="commonsense", dataset="csqa", model="minilm", method=m, sparsity=level,
+                             param=("embeddings.word_embeddings.weight" if i == 0 else f"layer.{i}.w"),
+                             layer=-1 if i == 0 else i, kind="embedding" if i == 0 else "ffn", numel=1000,
+                             layer_sparsity=spars(m, i)))
+    return pd.DataFrame(rows)
+
+
+def test_layerwise_alike():
+    rng = np.random.default_rng(0)
+    shape = np.linspace(0.2, 0.8, 12)
+    alike = layers(lambda m, i: 0.488 + rng.normal(0, 0.01) if m == "random_after" else shape[i] + rng.normal(0, 0.01))
+    assert F.layerwise_alike(alike).verdict == F.REPRODUCED
+    apart = layers(lambda m, i: shape[i] if m == "lth" else shape[::-1][i] if m == "gmp" else 0.488 + rng.normal(0, .01))
+    assert F.layerwise_alike(apart).verdict == F.NOT_REPRODUCED
+
+
+def test_snip_embedding():
+    hot = layers(lambda m, i: (0.99 if i == 0 else 0.45) if m == "snip" else 0.488)
+    assert F.snip_embedding(hot).verdict == F.REPRODUCED
+    cold = layers(lambda m, i: (0.1 if i == 0 else 0.52) if m == "snip" else 0.488)
+    assert F.snip_embedding(cold).verdict == F.NOT_REPRODUCED
+
+
+def test_omp_before_collapse():
+    t = table(lambda ds, m, s: 0.5 if m == "omp_before" and s > 0.36 else 78.0)
+    lw = pd.concat([layers(lambda m, i: 1.0 if i > 6 else 0.3, methods=("omp_before",), level=s)
+                    for s in LEVELS]).assign(task="arithmetic", model="gts")
+    lw = pd.concat([lw.assign(dataset=ds) for ds in ("mawps", "svamp")])
+    assert F.omp_before_collapse(t, lw).verdict == F.REPRODUCED
+    fine = table(lambda ds, m, s: 78.0)
+    assert F.omp_before_collapse(fine, lw).verdict == F.NOT_REPRODUCED
+
+
+def test_all_findings_has_a_verdict_per_claim():
+    t = table(lambda ds, m, s: 80.0 - 40 * s)
+    out = F.all_findings(t, pd.DataFrame(columns=["task", "dataset", "model", "method", "sparsity", "param", "layer",
+                                                  "kind", "numel", "layer_sparsity"]))
+    assert len(out) == 7 and set(out["verdict"]) <= {F.REPRODUCED, F.NOT_REPRODUCED, F.INCONCLUSIVE}

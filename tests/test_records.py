@@ -1,0 +1,157 @@
+"""Published records: the key covers resolved defaults and code versions, `smc verify` recomputes records,
+and one IMP chain serves every LTH sparsity."""
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+
+from smc_lib import runs
+from smc_lib.errors import SMCError
+from smc_lib.methods import get_method
+from smc_lib.runs import RunConfig, Store, execute, result_path, run_dir
+from smc_lib.verify import verify
+
+TOY_TASK = {"n_train": 256, "n_dev": 64, "n_test": 64}
+TOY_TRAIN = {"steps": 8}
+
+
+def toy(method: str, sparsity: float = 0.0, **kw) -> RunConfig:
+    return RunConfig(task="toy", dataset="toy", model="toy", method=method, sparsity=sparsity, profile="test",
+                     device="cpu", task_params=TOY_TASK, train=TOY_TRAIN, **kw)
+
+
+@pytest.fixture
+def trained(monkeypatch) -> list[RunConfig]:
+    calls: list[RunConfig] = []
+    real = runs._train
+
+    def counted(cfg, store, data_dir):
+        calls.append(cfg)
+        return real(cfg, store, data_dir)
+
+    monkeypatch.setattr(runs, "_train", counted)
+    return calls
+
+
+def test_records_and_artifacts_live_apart(tmp_path: Path):
+    store = Store(records=tmp_path / "records", artifacts=tmp_path / "artifacts")
+    res = execute(toy("dense"), store)
+    assert result_path(toy("dense"), store) == tmp_path / "records" / "toy" / f"{res.key}.json"
+    assert (tmp_path / "artifacts" / "toy" / res.key / "model.pt").exists()
+    assert not list((tmp_path / "records").rglob("*.pt"))
+    assert res.resolved["task"]["version"] >= 1 and res.resolved["method"]["version"] >= 1
+    assert res.eval_examples == TOY_TASK["n_dev"] and res.tolerance == pytest.approx(100 / 64)
+
+
+def test_a_changed_default_changes_the_key(monkeypatch):
+    """Defaults are resolved into the key: a new default for RigL's drop fraction is a new run."""
+    cfg = toy("random_rigl", 0.5)
+    before = cfg.key()
+    rigl = get_method("random_rigl")
+    monkeypatch.setattr(rigl, "defaults", {**rigl.defaults, "alpha": 0.5})
+    assert cfg.key() != before
+    assert cfg.identity()["resolved"]["method"]["options"]["alpha"] == 0.5
+
+
+def test_resolved_train_config_is_in_the_key():
+    """The same run written with the task's default spelled out has the same key; another value does not."""
+    a = toy("dense")
+    lr = a.identity()["resolved"]["train"]["lr"]
+    assert dataclasses.replace(a, train={**TOY_TRAIN, "lr": lr}).key() == a.key()
+    assert dataclasses.replace(a, train={**TOY_TRAIN, "lr": lr * 2}).key() != a.key()
+
+
+def test_data_fingerprint_changes_with_the_data(tmp_path: Path):
+    f = tmp_path / "a.csv"
+    f.write_text("x\n1\n")
+    first = runs.data_fingerprint([f])
+    f.write_text("x\n2\n")
+    assert runs.data_fingerprint([f]) != first
+
+
+def test_verify_passes_and_an_edited_metric_fails_naming_its_record(tmp_path: Path):
+    store = Store(records=tmp_path / "records", artifacts=tmp_path / "artifacts")
+    for cfg in (toy("dense"), toy("omp_before", 0.5)):
+        execute(cfg, store)
+    assert all(c.ok for c in verify(store.records, store.artifacts, echo=lambda s: None))
+    path = result_path(toy("omp_before", 0.5), store)
+    rec = json.loads(path.read_text())
+    rec["metrics"]["accuracy"] += 5.0                               # a hand edit
+    path.write_text(json.dumps(rec))
+    checks = verify(store.records, store.artifacts, echo=lambda s: None)
+    bad = [c for c in checks if not c.ok]
+    assert [c.path for c in bad] == [path] and str(path) in bad[0].problem
+
+
+def test_changed_behaviour_is_caught_until_the_version_is_bumped(tmp_path: Path, monkeypatch, trained):
+    """A method whose code changes keeps its keys, so the cache would serve the old numbers: `smc verify`
+    fails on exactly its records; bumping its `version` changes exactly their keys, and `smc sweep` then
+    recomputes exactly those records."""
+    from smc_lib import sweep
+
+    store = Store(records=tmp_path / "records", artifacts=tmp_path / "artifacts")
+    grid = [toy("dense"), toy("omp_before", 0.5), toy("random_before", 0.5), toy("random_before", 0.2)]
+    sweep.sweep(grid, profile=None, store=store, progress=False)
+    keys = {c.method + str(c.sparsity): c.key() for c in grid}
+
+    random_before = get_method("random_before")
+    real_fit = random_before.fit
+
+    def changed(self, task, model, cfg, ctx, masks, hooks=(), tag="fit"):  # its behaviour changes in code
+        return real_fit(self, task, model, dataclasses.replace(cfg, lr=cfg.lr * 30), ctx, masks, hooks, tag)
+
+    monkeypatch.setattr(random_before, "fit", changed)
+    checks = verify(store.records, store.artifacts, echo=lambda s: None)
+    failed = {c.record.config["method"] + str(c.record.config["sparsity"]) for c in checks if not c.ok}
+    assert "random_before0.5" in failed and failed <= {"random_before0.5", "random_before0.2"}
+
+    monkeypatch.setattr(random_before, "version", random_before.version + 1)   # the bump
+    changed = {k for k, c in zip(keys, grid) if c.key() != keys[k]}
+    assert changed == {"random_before0.5", "random_before0.2"}
+    trained.clear()
+    sweep.sweep(grid, profile=None, store=store, progress=False)
+    assert sorted((c.method, c.sparsity) for c in trained) == [("random_before", 0.2), ("random_before", 0.5)]
+
+
+def test_one_imp_chain_serves_every_lth_sparsity(tmp_path: Path, trained):
+    """LTH at round k is the record at 1 - 0.8^k: 0.488 then 0.6723 train 5 rounds and the dense run, not
+    3 + 5; the chained result equals the one computed in one process; lost artifacts are recomputed."""
+    store = Store(records=tmp_path / "records", artifacts=tmp_path / "artifacts")
+    third = execute(toy("lth", 0.488), store)
+    assert [(c.method, c.sparsity) for c in trained] == [("lth", 0.488), ("lth", 0.36), ("lth", 0.2), ("dense", 0.0)]
+    assert {0.2, 0.36, 0.488} == {json.loads(p.read_text())["config"]["sparsity"]
+                                  for p in (store.records / "toy").glob("*.json")} - {0.0}
+    trained.clear()
+    execute(toy("lth", 0.6723), store)
+    assert [(c.method, c.sparsity) for c in trained] == [("lth", 0.6723), ("lth", 0.5904)]
+
+    from smc_lib.tasks import get_task
+    task = get_task("toy")("toy", "toy", seed=0, **TOY_TASK)
+    method = get_method("lth")(0.488)
+    cfg = runs.train_config(toy("lth", 0.488), task)
+    fit, masks = method.run(task, task.build_model(), cfg, get_method("lth").__mro__[1].__module__ and
+                            __import__("smc_lib.methods.base", fromlist=["MethodContext"]).MethodContext())
+    assert fit.metrics["accuracy"] == pytest.approx(third.metrics["accuracy"], abs=1e-9)
+    assert masks.sparsity() == pytest.approx(third.achieved_sparsity)
+
+    import shutil
+    shutil.rmtree(store.artifacts)                                  # a new sitting: no artifacts
+    trained.clear()
+    execute(toy("lth", 0.7379), store)
+    assert [(c.method, c.sparsity) for c in trained][:2] == [("lth", 0.7379), ("lth", 0.6723)]
+
+
+def test_a_recomputed_artifact_that_disagrees_with_its_record_is_an_error(tmp_path: Path):
+    store = Store(records=tmp_path / "records", artifacts=tmp_path / "artifacts")
+    execute(toy("dense"), store)
+    path = result_path(toy("dense"), store)
+    rec = json.loads(path.read_text())
+    rec["metrics"]["accuracy"] -= 10
+    path.write_text(json.dumps(rec))
+    import shutil
+    shutil.rmtree(run_dir(toy("dense"), store))
+    with pytest.raises(SMCError, match=str(path)):
+        execute(toy("omp_after", 0.5), store)
