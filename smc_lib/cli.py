@@ -124,6 +124,18 @@ def sweep_cmd(section: str, **kw) -> None:
     click.echo(table.to_string(index=False) if len(table) else "no runs")
 
 
+@main.command("records")
+@click.option("--profile", default=None, help="params/<profile>.yaml (default: params.yaml's `profile`)")
+def records_cmd(profile) -> None:
+    """Per section and dataset: records published out of the grid, dense mean ± σ, summed training hours."""
+    from .sweep import status
+
+    table = status(profile)
+    click.echo(table.to_string(index=False))
+    click.echo(f"total: {int(table['records'].sum())} of {int(table['grid'].sum())} records, "
+               f"{table['hours'].sum():.2f} h of training")
+
+
 @main.command("verify")
 @click.argument("keys", nargs=-1)
 @click.option("--profile", default=None, help="params/<profile>.yaml (default: params.yaml's `profile`)")

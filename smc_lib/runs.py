@@ -365,6 +365,7 @@ def _train(cfg: RunConfig, store: Store, data_dir: Path) -> RunResult:
                         checkpoint_dir=ckpt_dir, scope_kwargs={**_scope_kwargs(task), **cfg.scope_patterns},
                         previous=lambda s: previous_round(cfg.at(s), store, task))
 
+    _prepare(cfg, store, method_cls, method)
     torch.manual_seed(cfg.seed)
     start = time.perf_counter()
     fit, masks = method.run(task, task.build_model(), train_cfg, ctx)
@@ -385,6 +386,22 @@ def _train(cfg: RunConfig, store: Store, data_dir: Path) -> RunResult:
         achieved_sparsity_all=masks.n_pruned() / n_all, params={"scope": masks.numel(), "all": n_all},
         resolved=resolve(cfg), eval_examples=task.eval_size(train_cfg.eval_split),
         threads=torch.get_num_threads())
+
+
+def _prepare(cfg: RunConfig, store: Store, method_cls, method) -> None:
+    """Compute the runs this one starts from (dense run, an IMP chain's previous round) before its clock
+    starts, so a record's wall time is its own training only."""
+    from .schedules import imp_rounds
+
+    if method_cls.timing == "iterative" and cfg.sparsity > 0:
+        rounds = imp_rounds(cfg.sparsity, method.options.get("rate", 0.2))
+        if len(rounds) > 1:
+            artifacts(cfg.at(rounds[-2]), store)
+            return
+    needs_dense = method_cls.timing == "after" or cfg.train.get("distill") or (
+        method_cls.timing == "iterative" and not method.options.get("rewind"))    # rewind t > 0 trains its own
+    if needs_dense:
+        artifacts(cfg.dense(), store)
 
 
 def _public_config(cfg: RunConfig) -> dict:

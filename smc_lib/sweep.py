@@ -226,6 +226,29 @@ def section_table(section_name: str, profile: dict | str | None = None, train_mi
     return _results.to_table(found), found, missing
 
 
+def status(profile: dict | str | None = None) -> pd.DataFrame:
+    """Per section and dataset of a profile: records published / in the grid, dense mean ± σ over its
+    seeds, and the summed training time of the records (hours at the profile's threads)."""
+    from .config import sections
+
+    prof = profile if isinstance(profile, dict) else load_profile(profile)
+    rows = []
+    for name in sections(prof):
+        found, missing = collect(name, prof)
+        table = _results.to_table(found)
+        band = _results.noise_band(table) if len(table) else pd.DataFrame(columns=["dataset", "dense", "sd", "seeds"])
+        for ds in section(prof, name).get("datasets") or []:
+            mine = [r for r in found if r.config["dataset"] == ds]
+            b = band[band["dataset"] == ds]
+            rows.append({"section": name, "dataset": ds, "records": len(mine),
+                         "grid": len(mine) + sum(c.dataset == ds for c in missing),
+                         "dense": round(float(b["dense"].iloc[0]), 2) if len(b) else None,
+                         "dense_sd": round(float(b["sd"].iloc[0]), 2) if len(b) else None,
+                         "dense_seeds": int(b["seeds"].iloc[0]) if len(b) else 0,
+                         "hours": round(sum(r.wall_s for r in mine) / 3600, 2)})
+    return pd.DataFrame(rows)
+
+
 def cli_sweep(section_name: str, profile: str | None = None, executor: str | None = None,
               address: str | None = None, out: str | None = None, **overrides: Any) -> pd.DataFrame:
     """`smc sweep SECTION`: run a section's grid and write the table to `out` (CSV) when given."""

@@ -155,3 +155,23 @@ def test_a_recomputed_artifact_that_disagrees_with_its_record_is_an_error(tmp_pa
     shutil.rmtree(run_dir(toy("dense"), store))
     with pytest.raises(SMCError, match=str(path)):
         execute(toy("omp_after", 0.5), store)
+
+
+def test_a_records_wall_time_is_its_own_training(tmp_path: Path, monkeypatch):
+    """The chain's earlier rounds and the dense run are computed before the clock starts: the record at
+    round 2 times round 2 only, not the dense run and round 1 it triggered."""
+    import time as _time
+
+    store = Store(records=tmp_path / "records", artifacts=tmp_path / "artifacts")
+    real = runs._train
+    nested = []
+
+    def slow(cfg, st, data_dir):
+        nested.append(cfg.sparsity)
+        if cfg.sparsity != 0.36:
+            _time.sleep(0.5)                    # the dependencies are slow, round 2 is not
+        return real(cfg, st, data_dir)
+
+    monkeypatch.setattr(runs, "_train", slow)
+    res = execute(toy("lth", 0.36), store)
+    assert nested == [0.36, 0.2, 0.0] and res.wall_s < 0.5
