@@ -171,16 +171,31 @@ def save_checkpoint(path: Path, payload: dict) -> None:
 
 
 def _rng_state() -> dict:
-    return {"torch": torch.get_rng_state(), "python": random.getstate(), "numpy": np.random.get_state(),
+    """Every RNG's state as tensors and plain Python values, so a checkpoint loads with weights_only=True."""
+    name, keys, pos, has_gauss, gauss = np.random.get_state()
+    return {"torch": torch.get_rng_state(), "python": random.getstate(),
+            "numpy": {"name": name, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                      "has_gauss": int(has_gauss), "gauss": float(gauss)},
             "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
 
 
 def _set_rng_state(s: dict) -> None:
     torch.set_rng_state(s["torch"])
     random.setstate(s["python"])
-    np.random.set_state(s["numpy"])
+    n = s["numpy"]
+    np.random.set_state((n["name"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
     if s["cuda"] is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(s["cuda"])
+
+
+def load_checkpoint(path: Path) -> dict:
+    """A resume checkpoint, loaded with weights_only=True: tensors and plain values only, so a planted or
+    corrupt file can never run code; either is an SMCError naming the file and how to clear it."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - unpickling errors come in many types; all mean "not ours"
+        raise SMCError(f"{path} is not a resume checkpoint this code wrote ({type(e).__name__}); delete it "
+                       f"(rm {path}) and rerun: the run restarts from step 0") from None
 
 
 def _hooks_call(hooks: Sequence, name: str, state: FitState) -> list:
@@ -230,7 +245,7 @@ def fit(task, model: nn.Module, cfg: TrainConfig, masks: MaskSet | None = None, 
     epoch = pos = 0
     ckpt = Path(checkpoint) if checkpoint is not None else None
     if ckpt is not None and ckpt.exists():
-        c = torch.load(ckpt, map_location="cpu", weights_only=False)
+        c = load_checkpoint(ckpt)
         model.load_state_dict(c["model"])
         optimizer.load_state_dict(c["optimizer"])
         scheduler.load_state_dict(c["scheduler"])

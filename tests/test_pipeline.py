@@ -59,6 +59,8 @@ def repo(tmp_path_factory):
     root = tmp_path_factory.mktemp("pipeline")
     for name in ("dvc.yaml", "params.yaml", ".dvcignore"):
         shutil.copy(ROOT / name, root / name)
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    (root / "params.yaml").write_text(yaml.safe_dump({**params, "profile": "smoke"}))  # tests run the smoke profile
     shutil.copytree(ROOT / "params", root / "params")
     shutil.copytree(ROOT / "smc_lib", root / "smc_lib", ignore=shutil.ignore_patterns("__pycache__"))
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
@@ -99,7 +101,7 @@ def test_noop_repro_runs_nothing_quickly(repo):
 
 def test_one_section_param_reruns_that_section_the_findings_and_the_report(repo):
     root, env = repo
-    path = root / "params" / "cpu.yaml"
+    path = root / "params" / "smoke.yaml"
     prof = yaml.safe_load(path.read_text())
     for section in ("commonsense", "arithmetic"):
         prof[section].setdefault("notebook", {})["pipeline_test_knob"] = 1  # one new value in one section

@@ -251,3 +251,28 @@ def test_default_reports_the_last_evaluation_not_the_best(toy_task):
     res = fit(toy_task, toy_task.build_model(), cfg(steps=24, eval_every=4, lr=0.2))
     assert res.best_step is None and res.steps == 24
     assert res.metrics["accuracy"] == res.history[-1]["accuracy"] and res.history[-1]["step"] == 24
+
+
+class _Exploit:
+    """Unpickling this would create a file: what a planted checkpoint could do."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_a_checkpoint_whose_unpickling_would_run_code_is_refused(toy_task, tmp_path):
+    marker, ckpt = tmp_path / "pwned", tmp_path / "fit.pt"
+    torch.save({"model": _Exploit(marker)}, ckpt)
+    with pytest.raises(SMCError, match=f"rm {ckpt}"):
+        fit(toy_task, toy_task.build_model(), cfg(steps=4, eval_every=2), checkpoint=ckpt)
+    assert not marker.exists()
+
+
+def test_a_garbage_checkpoint_names_itself_and_the_fix(toy_task, tmp_path):
+    ckpt = tmp_path / "fit.pt"
+    ckpt.write_bytes(b"not a checkpoint")
+    with pytest.raises(SMCError, match="restarts from step 0"):
+        fit(toy_task, toy_task.build_model(), cfg(steps=4, eval_every=2), checkpoint=ckpt)
