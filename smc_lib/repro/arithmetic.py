@@ -64,6 +64,8 @@ def run_one(args: argparse.Namespace, dataset: str) -> dict:
     cfg = task.default_train_config()
     if args.batch_size:
         cfg = dataclasses.replace(cfg, batch_size=args.batch_size)
+    if args.embedder_lr:
+        cfg = dataclasses.replace(cfg, param_groups=[{"pattern": r"^embedder\.", "lr": args.embedder_lr}])
     spe = task.num_batches("train", cfg.batch_size)
     cfg = dataclasses.replace(cfg, epochs=args.epochs, eval_every=spe, device=args.device, seed=args.seed,
                               progress=args.progress, select_best=False)  # dev is the test split: last epoch
@@ -102,6 +104,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", default="outputs/repro/arithmetic", help="per-epoch log, results and checkpoints")
     p.add_argument("--hidden", type=int, default=None, help="GTS hidden size (default: Table 4's 512)")
     p.add_argument("--batch-size", type=int, default=None, help="default: Table 4's (4; 8 for SVAMP)")
+    p.add_argument("--embedder-lr", type=float, default=None, help="LR of the pretrained embedder (Table 4: 8e-6)")
     p.add_argument("--max-train", type=int, default=None, help="use only the first N training problems")
     p.add_argument("--max-eval", type=int, default=None, help="score only the first N dev problems")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 is fastest on a shared 2-core box)")
