@@ -114,7 +114,16 @@ def layerwise_table(results: Iterable) -> pd.DataFrame:
             rows.append({"task": c["task"], "dataset": c["dataset"], "model": c["model"], "method": c["method"],
                          "sparsity": c["sparsity"], "param": row["param"], "layer": int(row["layer"]),
                          "kind": row["kind"], "numel": int(row["numel"]), "layer_sparsity": float(row["sparsity"])})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=LAYER_COLUMNS)
+
+
+LAYER_COLUMNS = ["task", "dataset", "model", "method", "sparsity", "param", "layer", "kind", "numel", "layer_sparsity"]
+
+
+def placeholder(text: str, width: int = 400, height: int = 60) -> alt.Chart:
+    """A chart that says why there is nothing to draw yet (e.g. no sparse records published)."""
+    return alt.Chart(pd.DataFrame({"text": [text]})).mark_text(size=13).encode(text="text:N").properties(
+        width=width, height=height)
 
 
 def layerwise_chart(layerwise: pd.DataFrame, columns: int = 4, width: int = 160, height: int = 120) -> alt.FacetChart:
@@ -124,6 +133,8 @@ def layerwise_chart(layerwise: pd.DataFrame, columns: int = 4, width: int = 160,
     Layer -1 holds the weights outside the numbered layers (embeddings, heads). Values are
     numel-weighted means over the parameters of a layer and kind.
     """
+    if layerwise.empty:
+        return placeholder("no sparse records yet: nothing to draw")
     lw = layerwise.assign(pruned=layerwise["layer_sparsity"] * layerwise["numel"])
     agg = (lw.groupby(["method", "sparsity", "layer", "kind"], as_index=False)
              .agg(pruned=("pruned", "sum"), numel=("numel", "sum")))

@@ -140,7 +140,9 @@ def _profile_html(prof: dict) -> str:
         sp = sec.get("sparsities", prof.get("sparsities", []))
         rows.append((name, f"datasets {', '.join(sec.get('datasets', []))}; models {', '.join(sec.get('models', []))}; "
                            f"{len(sec.get('methods', []))} methods; sparsities {', '.join(f'{s:.1%}' for s in sp)}; "
-                           f"seeds {sec.get('seeds', prof.get('seeds', [0]))}; folds {sec.get('folds', [None])}"))
+                           f"seeds {sec.get('seeds', prof.get('seeds', [0]))}; dense seeds "
+                           f"{sec.get('dense_seeds', prof.get('dense_seeds', sec.get('seeds', prof.get('seeds', [0]))))}; "
+                           f"folds {sec.get('folds', [None])}"))
     return "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in rows)
 
 

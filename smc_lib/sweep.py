@@ -220,6 +220,9 @@ def section_table(section_name: str, profile: dict | str | None = None, train_mi
     """What a section notebook shows: (tidy table, records, configs still missing). With `train_missing`
     the missing runs are trained first (`sweep`); without, the table holds the published records only."""
     overrides = {k: v for k, v in overrides.items() if v is not None}
+    prof = profile if isinstance(profile, dict) else load_profile(profile)
+    (profile_store(prof).records / section_name).mkdir(parents=True, exist_ok=True)   # the stage's output
+    profile = prof
     if train_missing:
         sweep(section_name, profile=profile, executor=executor, data_dir=data_dir, **overrides)
     found, missing = collect(section_name, profile, **overrides)
