@@ -211,6 +211,7 @@ class RunResult:
     resolved: dict = field(default_factory=dict)        # what the key hashed besides the config (`resolve`)
     eval_examples: int | None = None                    # examples behind `metrics` (one is 100 / n points)
     threads: int | None = None                          # torch threads it ran with
+    info: dict = field(default_factory=dict)            # the task's own provenance (`Task.record_info`)
     cached: bool = field(default=False, compare=False)
 
     @property
@@ -385,7 +386,7 @@ def _train(cfg: RunConfig, store: Store, data_dir: Path) -> RunResult:
         finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         achieved_sparsity_all=masks.n_pruned() / n_all, params={"scope": masks.numel(), "all": n_all},
         resolved=resolve(cfg), eval_examples=task.eval_size(train_cfg.eval_split),
-        threads=torch.get_num_threads())
+        threads=torch.get_num_threads(), info=_jsonable(task.record_info()))
 
 
 def _prepare(cfg: RunConfig, store: Store, method_cls, method) -> None:

@@ -8,7 +8,7 @@ from ..registry import Registry
 TASKS: Registry = Registry("task")
 register_task = TASKS.register
 
-_MODULES = ["toy", "arithmetic", "commonsense", "protein"]
+_MODULES = ["toy", "arithmetic", "commonsense", "protein", "translation"]
 
 
 def _load() -> None:

@@ -55,6 +55,10 @@ class Task:
         """Examples behind `evaluate(model, split)` (a record's tolerance is one example's worth)."""
         return None
 
+    def record_info(self) -> dict:
+        """What a run record should say beyond its metrics (e.g. BLEU signatures, the checkpoint loaded)."""
+        return {}
+
     # -- model
     def build_model(self) -> nn.Module:
         """The (pretrained) model, from a hub name or a local path."""

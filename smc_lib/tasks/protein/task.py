@@ -88,6 +88,9 @@ class ProteinTask(Task):
         model, self.provenance = models.build(self.model_name, len(self.classes), dropout=self.dropout, **self.arch)
         return model
 
+    def record_info(self) -> dict:
+        return {"model": self.provenance, "max_length": self.max_length}
+
     def logits(self, model, batch: dict) -> torch.Tensor:
         return model(batch["ids"])
 
