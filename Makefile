@@ -39,8 +39,9 @@ test: data browser
 test-slow: data
 	$(BIN)/python -m pytest -q -m slow
 
+# --no-browser: works without a display; --allow-root: Jupyter refuses root otherwise (containers, CI boxes).
 lab: data
-	$(BIN)/jupyter lab --notebook-dir=notebooks
+	$(BIN)/jupyter lab --notebook-dir=notebooks --no-browser $$( [ "$$(id -u)" = 0 ] && echo --allow-root )
 
 # Headless Chromium for the report's browser test (Debian packages).
 browser:

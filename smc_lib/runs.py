@@ -286,13 +286,24 @@ def execute(cfg: RunConfig, store: StoreLike = DEFAULT_STORE, data_dir: Path | s
         cfg = dataclasses.replace(cfg, data_dir=str(data_dir))
     if (done := load_result(cfg, store)) is not None:
         return done
-    with _locked(_lock_path(cfg, store)):
+    lock = _lock_path(cfg, store)
+    with _locked(lock):
         if (done := load_result(cfg, store)) is not None:  # another worker finished it meanwhile
             return done
-        result = _train(cfg, store, data_path(cfg))
+        try:
+            result = _train(cfg, store, data_path(cfg))
+        except BaseException:
+            _remove_if_empty(run_dir(cfg, store))          # a failed run leaves no empty folder behind
+            raise
         atomic_write(result_path(cfg, store), result.to_json())
         _drop_checkpoints(run_dir(cfg, store))
+        lock.unlink(missing_ok=True)    # safe: a waiter re-reads the record, which exists now, before training
     return result
+
+
+def _remove_if_empty(folder: Path) -> None:
+    if folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()
 
 
 def _lock_path(cfg: RunConfig, store: Store) -> Path:
@@ -509,9 +520,12 @@ def _run(task, dataset, method, sparsity, model, seed, fold, profile, store, dat
     from .config import load_profile
     from .sweep import make_config
 
+    from .config import section
     from .sweep import profile_store
 
     prof = load_profile(profile)
+    if fold is None:          # the section's first fold, as its sweep runs it: `smc run` hits the pipeline's cache
+        fold = (section(prof, task, dataset).get("folds") or [None])[0]
     cfg = make_config(prof, task, dataset=dataset, method=method, sparsity=sparsity, model=model, seed=seed,
                       fold=fold, device=device)
     store = Store.of(store) if store else profile_store(prof)

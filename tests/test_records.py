@@ -175,3 +175,36 @@ def test_a_records_wall_time_is_its_own_training(tmp_path: Path, monkeypatch):
     monkeypatch.setattr(runs, "_train", slow)
     res = execute(toy("lth", 0.36), store)
     assert nested == [0.36, 0.2, 0.0] and res.wall_s < 0.5
+
+
+def test_a_failed_run_leaves_nothing_behind_and_a_finished_one_no_lock(tmp_path: Path, monkeypatch):
+    store = Store(records=tmp_path / "records", artifacts=tmp_path / "artifacts")
+    execute(toy("dense"), store)
+    assert not list(tmp_path.rglob("*.lock"))
+
+    def broken(cfg, st, data_dir):
+        run_dir(cfg, st).mkdir(parents=True, exist_ok=True)
+        raise SMCError("boom")
+
+    monkeypatch.setattr(runs, "_train", broken)
+    with pytest.raises(SMCError, match="boom"):
+        execute(toy("omp_before", 0.5), store)
+    assert not run_dir(toy("omp_before", 0.5), store).exists()
+    assert not result_path(toy("omp_before", 0.5), store).exists()
+
+
+def test_smc_run_without_fold_is_the_pipelines_fold(tmp_path: Path):
+    """`smc run` with no --fold takes the section's first fold, so it has the key of the sweep's run."""
+    import yaml
+
+    from smc_lib import sweep
+    from smc_lib.config import load_profile
+
+    prof = {"profile": "t", "device": "cpu", "seeds": [0], "sparsities": [0.5],
+            "toy": {"datasets": ["toy"], "models": ["toy"], "methods": ["dense"], "folds": [3],
+                    "task": TOY_TASK, "train": TOY_TRAIN}}
+    path = tmp_path / "p.yaml"
+    path.write_text(yaml.safe_dump(prof))
+    ran = runs.run("toy", "toy", "dense", profile=str(path), store=tmp_path / "s")
+    assert ran.config["fold"] == 3
+    assert ran.key == sweep.grid(load_profile(str(path)), "toy")[0].key()
