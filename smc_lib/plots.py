@@ -24,7 +24,7 @@ alt.data_transformers.disable_max_rows()
 
 PAPER_FILES = {"arithmetic": "arithmetic_paper.csv"}  # every other task: figures_digitized.csv
 DATASET_ALIASES = {"commonsenseqa": "csqa", "race (middle)": "race", "race-m": "race", "race (high)": "race-high",
-                   "race-h": "race-high"}
+                   "race-h": "race-high", "atlas": "meltome", "meltome atlas": "meltome"}
 METHOD_ORDER = ["dense", "omp_after", "random_after", "lth", "gmp", "omp_before", "random_before", "snip",
                 "snip_rigl", "random_rigl", "omp_rigl"]
 
@@ -34,7 +34,8 @@ def _dataset_id(name: str) -> str:
     return DATASET_ALIASES.get(key, key)
 
 
-def reference(task: str, reference_dir: str | Path | None, models: Sequence[str] = ()) -> pd.DataFrame:
+def reference(task: str, reference_dir: str | Path | None, models: Sequence[str] = (),
+              metric: str = "accuracy") -> pd.DataFrame:
     """The paper's numbers for `task` as curves (task, dataset, model, method, sparsity, value, paper_model).
 
     Datasets are mapped to our ids (CommonsenseQA → csqa). A paper model matches ours by name
@@ -50,7 +51,7 @@ def reference(task: str, reference_dir: str | Path | None, models: Sequence[str]
         ref["task"] = task
     ref = ref[ref["task"] == task].rename(columns={"accuracy": "value"})
     if "metric" in ref:
-        ref = ref[ref["metric"] == "accuracy"]
+        ref = ref[ref["metric"] == metric]
     ref = ref.assign(dataset=ref["dataset"].map(_dataset_id), paper_model=ref["model"])
     ours = {m.lower(): m for m in models}
     named = [m for m in ref["paper_model"].unique() if m.lower() in ours]
@@ -73,7 +74,8 @@ def sparsity_grid(table: pd.DataFrame, reference_dir: str | Path | None = None, 
     """
     ours = curves(table, metric).assign(source="ours")
     band = noise_band(table, metric).assign(lo=lambda d: d["dense"] - d["margin"], hi=lambda d: d["dense"] + d["margin"])
-    refs = [reference(t, reference_dir, sorted(part["model"].unique())) for t, part in ours.groupby("task")]
+    refs = [reference(t, reference_dir, sorted(part["model"].unique()), part["metric"].iloc[0])
+            for t, part in ours.groupby("task")]
     paper = pd.concat(refs, ignore_index=True) if refs else pd.DataFrame()
     paper = paper[paper["dataset"].isin(ours["dataset"].unique())] if len(paper) else paper
     data = pd.concat([ours, paper.assign(source="paper"), band.assign(source="band", method="dense")],

@@ -87,7 +87,7 @@ def build(profile: str | None = None, notebooks_dir: str | Path = "outputs/noteb
         raise SMCError(f"no executed notebooks in {notebooks_dir}; run `dvc repro` (or papermill) first")
     out_dir = Path(out_dir)
     pages = [notebook_to_html(nb, out_dir / f"{nb.stem}.html") for nb in notebooks]
-    table = load(sorted(p for p in Path(results_dir).glob("*.csv") if p.stem != "findings"))
+    table = load(sorted(p for p in Path(results_dir).glob("*.csv") if _is_tidy(p)))
     found = Path(results_dir) / "findings.csv"
     findings = pd.read_csv(found) if found.exists() else None
     index = out_dir / "index.html"
@@ -95,6 +95,13 @@ def build(profile: str | None = None, notebooks_dir: str | Path = "outputs/noteb
     _check_offline(body, index)
     index.write_text(body, encoding="utf-8")
     return index
+
+
+def _is_tidy(path: Path) -> bool:
+    """A section's tidy results CSV (not an analysis table such as findings.csv or esm_modules.csv)."""
+    with open(path, encoding="utf-8") as f:
+        header = f.readline().strip().split(",")
+    return {"method", "sparsity", "metric", "value"} <= set(header)
 
 
 def _order(path: Path, prof: dict) -> tuple[int, str]:

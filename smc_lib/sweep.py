@@ -200,15 +200,17 @@ def profile_store(prof: dict) -> Store:
                  artifacts=Path(prof.get("store") or DEFAULT_STORE))
 
 
-def collect(section_name: str, profile: dict | str | None = None, store: Path | str | Store | None = None,
-            **overrides: Any) -> tuple[list[RunResult], list[RunConfig]]:
-    """The records of a section's grid that exist (trains nothing) and the configs still missing."""
+def collect(section_name: str | Sequence[RunConfig], profile: dict | str | None = None,
+            store: Path | str | Store | None = None, **overrides: Any) -> tuple[list[RunResult], list[RunConfig]]:
+    """The records of a section's grid (or of a list of configs) that exist — it trains nothing — and the
+    configs still missing."""
     from .runs import load_result
 
     prof = profile if isinstance(profile, dict) else load_profile(profile)
     st = Store.of(store) if store is not None else profile_store(prof)
     found, missing = [], []
-    for cfg in grid(prof, section_name, **overrides):
+    configs = grid(prof, section_name, **overrides) if isinstance(section_name, str) else section_name
+    for cfg in configs:
         res = load_result(cfg, st)
         (found.append(res) if res is not None else missing.append(cfg))
     return found, missing

@@ -43,7 +43,11 @@ def test_paper_profile_carries_the_paper():
     ar = section(prof, "arithmetic", "svamp", "graph2tree")
     assert ar["task"]["hidden"] == 384 and ar["train"]["lr"] == 8e-4 and ar["train"]["batch_size"] == 8
     assert ar["train"]["epochs"] == 50 and ar["folds"] == [None]
-    assert set(config.sections(prof, implemented_only=False)) - set(config.sections(prof)) == {"protein", "translation"}
+    assert set(config.sections(prof)) == {"commonsense", "arithmetic", "protein", "translation"}
+    pr = section(prof, "protein", "meltome")
+    assert pr["models"] == ["esm1b_t33_650M_UR50S"] and pr["scope"] == "encoder" and pr["train"]["batch_size"] == 2
+    tr = section(prof, "translation", "5-to-5")
+    assert tr["train"]["lr"] == 3e-5 and tr["train"]["batch_size"] == 32 and tr["task"]["label_smoothing"] == 0.2
 
 
 def test_active_profile_comes_from_params_yaml(tmp_path: Path):

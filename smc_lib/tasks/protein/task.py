@@ -125,3 +125,18 @@ class ProteinTask(Task):
                                schedule="linear", warmup_steps=100, eval_split="test")
         return TrainConfig(epochs=4, batch_size=3, optimizer="adamw", lr=2e-2, weight_decay=1e-2, schedule="onecycle",
                            param_groups=[{"pattern": r"^backbone\.", "lr": 1e-6}], eval_split="test")
+
+
+# Table 1 of the paper: OMP-after at 5 % on subsets of each layer's modules (scope `custom` with these
+# include patterns; ESM names: self_attn.{q,k,v,out}_proj, fc1 / fc2).
+_MODULE = {"Q": r"self_attn\.q_proj", "K": r"self_attn\.k_proj", "V": r"self_attn\.v_proj", "O": r"self_attn\.out_proj",
+           "FFN": r"fc[12]"}
+MODULE_SUBSETS = ("Q,K,V,O,FFN", "Q,K,V", "Q,K", "Q,V", "K,V")
+
+
+def module_patterns(subset: str) -> list[str]:
+    """Include regexes of a module subset such as "Q,K,V" (every transformer layer)."""
+    parts = [p.strip() for p in subset.split(",")]
+    if unknown := [p for p in parts if p not in _MODULE]:
+        raise SMCError(f"unknown module {unknown[0]!r} in {subset!r}; choose from {', '.join(_MODULE)}")
+    return [rf"(?:^|\.)layers\.\d+\.{_MODULE[p]}\.weight$" for p in parts]

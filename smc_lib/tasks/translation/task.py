@@ -173,7 +173,8 @@ class TranslationTask(Task):
         torch.manual_seed(self.seed)
         if self.model_name != "mbart-tiny":
             try:
-                return MBartForConditionalGeneration.from_pretrained(self.model_name)
+                return MBartForConditionalGeneration.from_pretrained(
+                    self.model_name, dropout=self.arch["dropout"], attention_dropout=self.arch["attention_dropout"])
             except OSError as e:
                 raise SMCError(f"cannot load {self.model_name!r} ({type(e).__name__}); give mbart-tiny, a local "
                                "folder, or a hub name on a host with a network") from None
