@@ -43,11 +43,14 @@ class SharedVocab:
         import sentencepiece as spm
 
         buf = io.BytesIO()
-        spm.SentencePieceTrainer.train(
-            sentence_iterator=iter(sentences), model_writer=buf, vocab_size=size, model_type="unigram",
-            character_coverage=1.0, byte_fallback=True, normalization_rule_name="identity",
-            remove_extra_whitespaces=False, num_threads=1, minloglevel=2,
-            hard_vocab_limit=False, **SPECIALS)
+        try:
+            spm.SentencePieceTrainer.train(
+                sentence_iterator=iter(sentences), model_writer=buf, vocab_size=size, model_type="unigram",
+                character_coverage=0.9995, byte_fallback=True, normalization_rule_name="identity",
+                remove_extra_whitespaces=False, num_threads=1, minloglevel=2, hard_vocab_limit=False, **SPECIALS)
+        except RuntimeError as e:
+            raise SMCError(f"sentencepiece cannot fit a {size}-piece vocabulary to the training text ({str(e)[-90:]}); "
+                           "raise the task's vocab_size") from None
         self.sp = spm.SentencePieceProcessor(model_proto=buf.getvalue())
         self.pieces = self.sp.get_piece_size()
         self.codes = {lang: self.pieces + i for i, lang in enumerate(LANGS)}
