@@ -143,7 +143,8 @@ def resolve(cfg: RunConfig) -> dict[str, Any]:
     task_params.update(cfg.task_params)
     task = make_task(cfg)
     train = {**dataclasses.asdict(train_config(cfg, task)), "progress": None, "device": None}
-    out = {"task": {"version": task_cls.version, "params": task_params, "scope": cfg.scope or task.default_scope},
+    scope = cfg.scope or method_cls.default_scope or task.default_scope
+    out = {"task": {"version": task_cls.version, "params": task_params, "scope": scope},
            "train": _jsonable(train),
            "method": {"version": method_cls.version, "options": {**method_cls.defaults, **cfg.method_options}},
            "data": data_fingerprint(task.data_files())}
@@ -368,8 +369,8 @@ def _train(cfg: RunConfig, store: Store, data_dir: Path) -> RunResult:
     cfg = dataclasses.replace(cfg, data_dir=str(data_dir))
     task = make_task(cfg)
     train_cfg = train_config(cfg, task)
-    scope = cfg.scope or task.default_scope
     method_cls = get_method(cfg.method)
+    scope = cfg.scope or method_cls.default_scope or task.default_scope
     method = method_cls(cfg.sparsity, scope=scope, layerwise=cfg.layerwise, **cfg.method_options)
     ckpt_dir = run_dir(cfg, store)
     ckpt_dir.mkdir(parents=True, exist_ok=True)

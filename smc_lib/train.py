@@ -12,8 +12,10 @@ Learning-rate rewinding (Renda et al., ICLR 2020): call `fit` again on the prune
 and the full schedule from step 0, weights kept), or, inside a fit, have a hook call
 `state.restart_schedule()` to restart the schedule from the current step (oBERT's gradual pruning with LR
 rewinding, Kurtic et al. 2022). Knowledge distillation (Hinton et al. 2015, as used by oBERT): pass a
-`teacher` and `cfg.distill = {"hardness": h, "temperature": T}`; the loss is
-h * task loss + (1 - h) * T^2 * KL(softmax(teacher/T) || softmax(student/T)).
+`teacher` and `cfg.distill = {"weight": w, "temperature": T}`; the loss is
+(1 - w) * task loss + w * T^2 * KL(softmax(teacher/T) || softmax(student/T)). `weight` is the distillation
+loss's share, as SparseML's `hardness` (which oBERT's recipes set): a profile that writes `hardness` is
+refused, since this code once used the opposite convention and the same number would switch KD off.
 """
 from __future__ import annotations
 
@@ -57,7 +59,7 @@ class TrainConfig:
                                         # evaluation split is the test split for most SMC-Bench datasets
     seed: int = 0
     device: str = "auto"
-    distill: dict | None = None         # {"hardness": 1.0, "temperature": 2.0}; needs a teacher
+    distill: dict | None = None         # {"weight": 1.0, "temperature": 2.0}: weight = the KD loss's share
     progress: bool = True
 
 
@@ -130,13 +132,13 @@ def seed_everything(seed: int) -> None:
 
 
 def _training_loss(task, model: nn.Module, batch: dict, teacher: nn.Module | None, distill: dict | None):
-    if teacher is None or distill["hardness"] >= 1.0:
+    if teacher is None or distill["weight"] <= 0.0:
         return task.loss(model, batch)
     loss, logits = task.loss_and_logits(model, batch)
     with torch.no_grad():
         t_logits = task.logits(teacher, batch)
-    h, temp = distill["hardness"], distill["temperature"]
-    return h * loss + (1 - h) * distill_loss(logits, t_logits, temp)
+    w, temp = distill["weight"], distill["temperature"]
+    return (1 - w) * loss + w * distill_loss(logits, t_logits, temp)
 
 
 def check_config(cfg: TrainConfig, teacher: nn.Module | None = None) -> None:
@@ -153,11 +155,15 @@ def check_config(cfg: TrainConfig, teacher: nn.Module | None = None) -> None:
         raise SMCError("batch_size, lr and eval_every must be positive")
     if (teacher is None) != (cfg.distill is None):
         raise SMCError("knowledge distillation needs both a teacher model and cfg.distill="
-                       "{'hardness': h, 'temperature': T}; give both or neither")
+                       "{'weight': w, 'temperature': T}; give both or neither")
     if cfg.distill is not None:
-        if set(cfg.distill) != {"hardness", "temperature"} or not 0 <= cfg.distill["hardness"] <= 1 \
+        if "hardness" in cfg.distill:
+            raise SMCError(f"distill {cfg.distill}: write `weight` (the distillation loss's share, what SparseML "
+                           "calls hardness), not `hardness`; this code's old `hardness` weighted the task loss, "
+                           "so the same number meant the opposite")
+        if set(cfg.distill) != {"weight", "temperature"} or not 0 <= cfg.distill["weight"] <= 1 \
                 or cfg.distill["temperature"] <= 0:
-            raise SMCError(f"bad distill {cfg.distill}; want {{'hardness': 0..1, 'temperature': > 0}}")
+            raise SMCError(f"bad distill {cfg.distill}; want {{'weight': 0..1, 'temperature': > 0}}")
 
 
 # ---------------------------------------------------------------------------------------------- checkpoints

@@ -70,5 +70,5 @@ def test_distillation_logits_have_one_score_per_choice(task, dense):
     batch = next(iter(task.batches("train", 4, shuffle=True, seed=1)))
     loss, logits = task.loss_and_logits(dense, batch)
     assert logits.shape == (4, batch["input_ids"].shape[1]) and loss.ndim == 0
-    cfg = dataclasses.replace(_cfg(task, steps=2), distill={"hardness": 0.5, "temperature": 2.0})
+    cfg = dataclasses.replace(_cfg(task, steps=2), distill={"weight": 0.5, "temperature": 2.0})
     assert fit(task, task.build_model(), cfg, teacher=copy.deepcopy(dense)).steps == 2

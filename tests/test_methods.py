@@ -13,7 +13,7 @@ from smc_lib.scope import SCOPES, prunable
 from smc_lib.tasks.toy import ToyTask
 from smc_lib.train import TrainConfig, fit
 
-FAST = {"obert": {"block_size": 16, "grads": 8}, "gmp": {"frequency": 2}, "random_rigl": {"every": 2},
+FAST = {"obert": {"block_size": 16, "grads": 8}, "obert_imp": {"block_size": 16, "grads": 8}, "gmp": {"frequency": 2}, "random_rigl": {"every": 2},
         "omp_rigl": {"every": 2}, "snip_rigl": {"every": 2}}
 SCOPE_KWARGS = {"all": {}, "encoder": {"encoder_patterns": ToyTask.encoder_patterns},
                 "custom": {"include": [r"^fc", r"^head"], "exclude": [r"fc2"]}}
@@ -209,8 +209,8 @@ def test_bad_options_raise_smc_error(make):
 
 def test_bad_block_size_and_empty_scope_fail_before_training(task, dense, monkeypatch):
     _no_training(monkeypatch)
-    with pytest.raises(SMCError, match="block_size=32"):           # toy layers: 512, 512, 1024, 128 weights
-        get_method("obert")(0.5, block_size=50).run(task, task.build_model(), _cfg(), _ctx(dense))
+    with pytest.raises(SMCError, match="block_size must be a positive integer"):
+        get_method("obert")(0.5, block_size=0).run(task, task.build_model(), _cfg(), _ctx(dense))
     empty = MethodContext(scope_kwargs={"include": [r"^nothing$"]})
     with pytest.raises(SMCError, match="matches no weight"):
         get_method("gmp")(0.5, scope="custom").run(task, task.build_model(), _cfg(), empty)
@@ -254,8 +254,32 @@ def test_gmp_lr_rewind_and_distillation_from_the_dense_teacher(task, dense):
     assert len(updates) >= 3
     assert all(rec.lr[t - 1] == pytest.approx(cfg.lr) for t in updates)   # full LR right after each pruning
     assert sum(b > a for a, b in zip(rec.lr, rec.lr[1:])) >= 3            # and decaying in between
-    cfg = _cfg(20, distill={"hardness": 0.5, "temperature": 2.0})
+    cfg = _cfg(20, distill={"weight": 0.5, "temperature": 2.0})
     _, _, masks = _run("gmp", task, dense, 0.5, cfg=cfg)
     assert masks.n_pruned() == round(0.5 * masks.numel())
     with pytest.raises(SMCError, match="teacher"):
         get_method("gmp")(0.5).run(task, task.build_model(), cfg, MethodContext())
+
+
+def test_obert_imp_prunes_by_obs_saliency_inside_rounds_with_lr_rewinding(task, dense, monkeypatch):
+    """Appendix C.2: every round is a full fine-tuning (a fresh optimizer and schedule: LR rewinding) from the
+    previous round's weights — not a weight rewind — after an oBERT step that moved the survivors (OBS)."""
+    import smc_lib.methods.base as base
+
+    starts = []
+    real_fit = base.fit
+
+    def recording(task_, model, cfg, **kw):
+        starts.append({n: p.detach().clone() for n, p in model.named_parameters()})
+        return real_fit(task_, model, cfg, **kw)
+
+    monkeypatch.setattr(base, "fit", recording)
+    method, result, masks = _run("obert_imp", task, dense, 0.36, scope="encoder")
+    assert [r["target"] for r in method.rounds] == [0.2, 0.36] and len(starts) == 2
+    assert masks.sparsity() == pytest.approx(0.36, abs=1e-3) and masks.names() == ["fc1.weight", "fc2.weight"]
+    dense_w = dict(dense.named_parameters())
+    kept = masks.masks["fc1.weight"]
+    assert not torch.allclose(starts[0]["fc1.weight"][kept], dense_w["fc1.weight"].detach()[kept])   # OBS moved them
+    assert not torch.allclose(starts[1]["fc1.weight"], starts[0]["fc1.weight"])          # round 2: round 1's weights
+    for n in masks.names():
+        assert (dict(result.model.named_parameters())[n][~masks.masks[n]] == 0).all()

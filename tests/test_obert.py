@@ -83,16 +83,48 @@ def test_obert_scores_are_w2_over_2_diag_finv():
     torch.testing.assert_close(obert_scores(w, finv), expected)
 
 
-def test_block_size_must_tile_every_parameter():
+def test_a_block_size_that_does_not_tile_pads_the_parameter():
+    """B = 50 on a 384-wide layer (MiniLM; 1024 for RoBERTa-large) pads the last block with zeros, as SparseML
+    does: the real weights' Fisher, saliency and OBS update are those of the same weights in a zero-padded
+    parameter that the blocks tile."""
     params = {"a": torch.zeros(4, 96), "b": torch.zeros(384, 2)}
-    check_block_size(params, 48)
-    with pytest.raises(SMCError, match="block_size=48"):
-        check_block_size(params, 50)
+    check_block_size(params, 50)                                   # refused before padding
     for bad in (0, -4, 2.5):
         with pytest.raises(SMCError):
             check_block_size(params, bad)
-    with pytest.raises(SMCError):
-        BlockFisher(100, 30)
+    gen = torch.Generator().manual_seed(0)
+    grads, w = torch.randn(16, 130, generator=gen), torch.randn(130, generator=gen)
+    fisher = BlockFisher(130, 50)
+    fisher.add(grads)
+    finv = fisher.inverse(1e-3)
+    assert finv.shape == (3, 50, 50)
+    padded = fisher_inverse(torch.cat([grads, torch.zeros(16, 20)], 1), 50, 1e-3)
+    torch.testing.assert_close(finv, padded)
+    torch.testing.assert_close(obert_scores(w, finv), obert_scores(torch.cat([w, torch.zeros(20)]), padded)[:130])
+    pruned = obert_scores(w, finv) < obert_scores(w, finv).median()
+    upd = obs_update(w, finv, pruned)
+    ref = obs_update(torch.cat([w, torch.zeros(20)]), padded, torch.cat([pruned, torch.zeros(20, dtype=torch.bool)]))
+    assert upd.shape == w.shape
+    torch.testing.assert_close(upd, ref[:130])
+
+
+def test_fisher_gradients_of_pruned_weights_are_zero():
+    """Kurtic et al. mask the gradients: a pruned weight is a constant 0. With the mask, its row and column
+    of every block Fisher are zero (its F⁻¹ diagonal is 1/λ), so a second pruning step ranks it as gone."""
+    from smc_lib.methods.scores import block_fishers
+    from smc_lib.tasks.toy import ToyTask
+
+    task = ToyTask(n_train=128, n_dev=32, n_test=32)
+    model = task.build_model()
+    params = {"fc1.weight": model.fc1.weight}
+    mask = torch.rand(model.fc1.weight.shape, generator=torch.Generator().manual_seed(1)) > 0.5
+    masked = block_fishers(task, model, params, 8, 8, block_size=16, progress=False,
+                           masks={"fc1.weight": mask})["fc1.weight"]
+    plain = block_fishers(task, model, params, 8, 8, block_size=16, progress=False)["fc1.weight"]
+    off = (~mask).reshape(-1, 16)
+    diag_masked = torch.diagonal(masked.matrix, dim1=1, dim2=2)
+    assert diag_masked[off].abs().max() == 0 and torch.diagonal(plain.matrix, dim1=1, dim2=2)[off].abs().max() > 0
+    assert (masked.matrix * off[:, :, None]).abs().max() == 0
 
 
 def test_ill_conditioned_blocks_are_inverted_in_float64():
@@ -178,5 +210,5 @@ def test_obert_score_function_is_w2_over_2_diag_of_the_task_fisher():
     expected = obert_scores(model.fc1.weight, fisher_inverse(torch.stack(grads), 16, 1e-5))
     torch.testing.assert_close(obert(task, model, params, grads=12, batch_size=8, block_size=16, damping=1e-5,
                                      seed=1)["fc1.weight"], expected)
-    with pytest.raises(SMCError, match="block_size"):
-        obert(task, model, params, grads=2, block_size=50)
+    padded = obert(task, model, params, grads=2, block_size=50)            # 32 × 16 = 512: 11 blocks, padded
+    assert padded["fc1.weight"].shape == model.fc1.weight.shape

@@ -208,3 +208,11 @@ def test_smc_run_without_fold_is_the_pipelines_fold(tmp_path: Path):
     ran = runs.run("toy", "toy", "dense", profile=str(path), store=tmp_path / "s")
     assert ran.config["fold"] == 3
     assert ran.key == sweep.grid(load_profile(str(path)), "toy")[0].key()
+
+
+def test_obert_defaults_to_scope_encoder():
+    """Appendix C / Kurtic et al.: oBERT prunes the encoder's attention and FFN; embeddings and heads stay dense."""
+    assert toy("obert", 0.5).identity()["resolved"]["task"]["scope"] == "encoder"
+    assert toy("gmp", 0.5).identity()["resolved"]["task"]["scope"] == "all"          # the task's default
+    assert toy("obert", 0.5, scope="all").identity()["resolved"]["task"]["scope"] == "all"
+    assert get_method("obert")(0.5).scope == "encoder"

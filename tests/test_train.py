@@ -206,11 +206,11 @@ def test_distill_loss_matches_definition():
 
 def test_fit_with_teacher(toy_task):
     teacher = fit(toy_task, toy_task.build_model(), cfg()).model
-    hard = fit(toy_task, toy_task.build_model(), cfg(distill={"hardness": 1.0, "temperature": 2.0}),
+    hard = fit(toy_task, toy_task.build_model(), cfg(distill={"weight": 0.0, "temperature": 2.0}),
                teacher=teacher)
     plain = fit(toy_task, toy_task.build_model(), cfg())
-    assert same(weights(hard.model), weights(plain.model))        # hardness 1 = the task loss only
-    soft = fit(toy_task, toy_task.build_model(), cfg(distill={"hardness": 0.0, "temperature": 2.0}),
+    assert same(weights(hard.model), weights(plain.model))        # weight 0 = the task loss only
+    soft = fit(toy_task, toy_task.build_model(), cfg(distill={"weight": 1.0, "temperature": 2.0}),
                teacher=teacher)
     assert not same(weights(soft.model), weights(plain.model))
     with torch.no_grad():
@@ -222,7 +222,7 @@ def test_fit_with_teacher(toy_task):
 @pytest.mark.parametrize("bad, match", [
     (dict(optimizer="sgd"), "unknown optimizer"), (dict(schedule="step"), "unknown schedule"),
     (dict(steps=None, epochs=None), "needs `steps` or `epochs`"), (dict(steps=0), "positive"),
-    (dict(distill={"hardness": 0.5, "temperature": 2.0}), "teacher"), (dict(device="tpu"), "bad device"),
+    (dict(distill={"weight": 0.5, "temperature": 2.0}), "teacher"), (dict(device="tpu"), "bad device"),
 ])
 def test_config_errors(toy_task, bad, match):
     with pytest.raises(SMCError, match=match):
@@ -276,3 +276,11 @@ def test_a_garbage_checkpoint_names_itself_and_the_fix(toy_task, tmp_path):
     ckpt.write_bytes(b"not a checkpoint")
     with pytest.raises(SMCError, match="restarts from step 0"):
         fit(toy_task, toy_task.build_model(), cfg(steps=4, eval_every=2), checkpoint=ckpt)
+
+
+def test_sparseml_hardness_cannot_silently_switch_distillation_off(toy_task):
+    """SparseML's `hardness` is the distillation loss's share; this code once read `hardness` as the task
+    loss's share, so {hardness: 1.0} (all distillation in an oBERT recipe) meant no distillation. Refused."""
+    teacher = toy_task.build_model()
+    with pytest.raises(SMCError, match="write `weight`"):
+        fit(toy_task, toy_task.build_model(), cfg(distill={"hardness": 1.0, "temperature": 2.0}), teacher=teacher)

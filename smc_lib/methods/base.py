@@ -48,9 +48,11 @@ class Method:
     defaults: ClassVar[dict[str, Any]] = {}
     version: ClassVar[int] = 1            # part of every run key: bump it when the method's behaviour changes
     keeps_weights: ClassVar[bool] = False  # its trained weights and mask are artifacts other runs start from
+    default_scope: ClassVar[str | None] = None   # the method's own default scope (else the task's)
 
-    def __init__(self, sparsity: float, scope: str = "all", layerwise: bool = False, **options: Any):
+    def __init__(self, sparsity: float, scope: str | None = None, layerwise: bool = False, **options: Any):
         self.sparsity = check_sparsity(sparsity)
+        scope = scope or self.default_scope or "all"
         if scope not in SCOPES:
             raise unknown("scope", scope, list(SCOPES))
         extra = sorted(set(options) - set(self.defaults))

@@ -80,8 +80,7 @@ class LTH(Method):
             trained = self.dense_model(task, model, cfg, ctx)
         self.rewind_state = start if rewind else None
         for k, target in enumerate(targets, 1):
-            weights = prunable(trained, self.scope, **ctx.scope_kwargs)
-            masks = MaskSet.from_scores(scores.magnitude(weights), target, self.layerwise, keep=masks)
+            masks = self.round_masks(task, trained, masks, target, cfg, ctx)
             if start is not None:
                 model.load_state_dict(start)
                 trained = model
@@ -92,6 +91,11 @@ class LTH(Method):
                                 **{m: float(v) for m, v in result.metrics.items()}})
             self._save_rounds(ctx)
         return result, masks
+
+    def round_masks(self, task, trained, masks: MaskSet | None, target: float, cfg, ctx) -> MaskSet:
+        """The mask after a round: global magnitude of the trained weights, earlier prunes kept."""
+        weights = prunable(trained, self.scope, **ctx.scope_kwargs)
+        return MaskSet.from_scores(scores.magnitude(weights), target, self.layerwise, keep=masks)
 
     def _save_rounds(self, ctx) -> None:
         if ctx.checkpoint_dir is not None:

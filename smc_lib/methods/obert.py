@@ -4,7 +4,9 @@ each pruning step recomputes the damped empirical block-Fisher F_b = λI + (1/m)
 gradients (blocks of B consecutive weights, default B = 50, λ = 1e-7), ranks weights globally by the OBS
 saliency w² / (2 [F⁻¹]ᵢᵢ), and moves the surviving weights of each block by the OBS update
 δw = -F⁻¹ P (Pᵀ F⁻¹ P)⁻¹ Pᵀ w that compensates the pruned set P (the official SMC-Bench run has block size 1
-and no update). Memory: d·B floats for the Fisher inverses of d weights in scope."""
+and no update). The Fisher's gradients are masked (a pruned weight has none), a parameter the blocks do not
+tile is zero-padded, and the default scope is `encoder`. Memory: d·B floats for the Fisher inverses of d
+weights in scope."""
 from __future__ import annotations
 
 import torch
@@ -19,6 +21,8 @@ from .gmp import GradualMethod
 @register_method("obert")
 class OBERT(GradualMethod):
     name = "obert"
+    default_scope = "encoder"      # Appendix C / Kurtic et al.: embeddings and heads stay dense
+    version = 2                    # 2: masked Fisher gradients, padded blocks, scope encoder by default
     paper = "Kurtic et al. 2022, The Optimal BERT Surgeon (block-Fisher OBS pruning with weight update)"
     defaults = {**GradualMethod.defaults, "block_size": 50, "damping": 1e-7, "grads": 128, "grad_batch_size": None,
                 "fisher_dtype": "float32"}
@@ -45,7 +49,8 @@ class OBERT(GradualMethod):
         bs = o["grad_batch_size"] or state.cfg.batch_size
         fishers = scores.block_fishers(state.task, state.model, params, int(o["grads"]), bs, o["block_size"],
                                        seed=state.cfg.seed + state.step, device=state.device,
-                                       dtype=getattr(torch, o["fisher_dtype"]), progress=state.cfg.progress)
+                                       dtype=getattr(torch, o["fisher_dtype"]), progress=state.cfg.progress,
+                                       masks=state.masks.masks)
         finv = {n: f.inverse(o["damping"]) for n, f in fishers.items()}
         saliency = {n: scores.obert_scores(p, finv[n]) for n, p in params.items()}
         new = MaskSet.from_scores(saliency, sparsity, self.layerwise, keep=state.masks)

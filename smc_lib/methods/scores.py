@@ -84,34 +84,35 @@ def snip(task, model: torch.nn.Module, params: Params, n_batches: int = 1, batch
 
 # ------------------------------------------------------------------------------------------------ oBERT
 def check_block_size(params: Params, block_size: int) -> None:
-    """oBERT's blocks tile each flattened parameter: refuse a size that does not, before any work."""
-    if not isinstance(block_size, int) or block_size < 1:
+    """oBERT's block size: a positive integer (a parameter it does not tile is zero-padded, as SparseML does)."""
+    if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1:
         raise SMCError(f"obert block_size must be a positive integer, got {block_size!r}")
-    bad = [(n, p.numel()) for n, p in params.items() if p.numel() % block_size]
-    if bad:
-        sizes = [p.numel() for p in params.values()]
-        ok = [b for b in range(min(block_size, 64), 0, -1) if all(s % b == 0 for s in sizes)][0]
-        name, numel = bad[0]
-        raise SMCError(f"obert block_size {block_size} does not tile {name} ({numel} weights) nor "
-                       f"{len(bad) - 1} other parameters; use block_size={ok}, which divides every one in scope")
+
+
+def _padded(flat: Tensor, size: int) -> Tensor:
+    """`flat` ([..., numel]) zero-padded on its last dim to `size` (the blocks' span); a view when it fits."""
+    extra = size - flat.shape[-1]
+    return flat if extra == 0 else torch.nn.functional.pad(flat, (0, extra))
 
 
 class BlockFisher:
     """Σ g_b g_bᵀ over blocks b of `block_size` consecutive weights of one flattened parameter, accumulated
-    from gradients as they stream in; `inverse()` turns it in place into (λI + (1/m) Σ g gᵀ)⁻¹ per block."""
+    from gradients as they stream in; `inverse()` turns it in place into (λI + (1/m) Σ g gᵀ)⁻¹ per block.
+    A parameter the blocks do not tile is zero-padded at its end (SparseML's choice): the padding's
+    gradients are 0, so its rows of F are λI and never touch the real weights."""
 
     def __init__(self, numel: int, block_size: int, device: str | torch.device = "cpu",
                  dtype: torch.dtype = torch.float32):
-        if numel % block_size:
-            raise SMCError(f"block size {block_size} does not tile a parameter of {numel} weights")
-        self.block_size, self.n_blocks = block_size, numel // block_size
+        check_block_size({}, block_size)
+        self.numel, self.block_size, self.n_blocks = numel, block_size, -(-numel // block_size)
         self.matrix = torch.empty(self.n_blocks, block_size, block_size, device=device, dtype=dtype)
         self.count = 0
         self.inverted = False
 
     def add(self, grads: Tensor) -> None:
         """Accumulate k gradients, shape (k, numel), with one batched matmul."""
-        g = grads.reshape(grads.shape[0], self.n_blocks, self.block_size).to(self.matrix.dtype).transpose(0, 1)
+        g = _padded(grads, self.n_blocks * self.block_size)
+        g = g.reshape(grads.shape[0], self.n_blocks, self.block_size).to(self.matrix.dtype).transpose(0, 1)
         add_gram(self.matrix, g.detach(), accumulate=self.count > 0)                  # first add: overwrite
         self.count += grads.shape[0]
 
@@ -142,16 +143,19 @@ def fisher_inverse(grads: Tensor, block_size: int = 50, damping: float = 1e-7, c
 
 def block_fishers(task, model: torch.nn.Module, params: Params, m: int, batch_size: int, block_size: int = 50,
                   seed: int = 0, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
-                  progress: bool = True, buffer: int = 32) -> dict[str, BlockFisher]:
+                  progress: bool = True, buffer: int = 32, masks: Params | None = None) -> dict[str, BlockFisher]:
     """Σ g gᵀ per block of every parameter from `m` gradients of `model`, flushed `buffer` gradients at a time
-    (one batched matmul each), so memory is d·B for the Fisher plus buffer·d for the pending gradients."""
+    (one batched matmul each), so memory is d·B for the Fisher plus buffer·d for the pending gradients.
+    With `masks` the gradients of pruned weights are zeroed, as in Kurtic et al.: a pruned weight is a
+    constant 0, so it has no gradient, and a later pruning step's saliencies see the right diagonal."""
     check_block_size(params, block_size)
     fishers = {n: BlockFisher(p.numel(), block_size, p.device, dtype) for n, p in params.items()}
     pending: dict[str, list] = {n: [] for n in params}
     passes = gradient_passes(task, model, m, batch_size, seed=seed, device=device)
     for i in tqdm(passes, total=m, desc="oBERT gradients", leave=False, disable=not progress):
         for n, p in params.items():
-            pending[n].append(torch.zeros(p.numel(), device=p.device) if p.grad is None else p.grad.reshape(-1))
+            g = torch.zeros(p.numel(), device=p.device) if p.grad is None else p.grad.reshape(-1)
+            pending[n].append(g * masks[n].reshape(-1) if masks is not None and n in masks else g)
             if len(pending[n]) == buffer or i == m - 1:
                 fishers[n].add(torch.stack(pending[n]))
                 pending[n].clear()
@@ -167,8 +171,8 @@ def obert(task, model: torch.nn.Module, params: Params, grads: int = 128, batch_
 
 
 def obert_scores(weight: Tensor, finv: Tensor) -> Tensor:
-    """Single-weight OBS saliency w² / (2 [F⁻¹]ᵢᵢ), same shape as `weight`."""
-    diag = torch.diagonal(finv, dim1=1, dim2=2).reshape(weight.shape)
+    """Single-weight OBS saliency w² / (2 [F⁻¹]ᵢᵢ), same shape as `weight` (block padding dropped)."""
+    diag = torch.diagonal(finv, dim1=1, dim2=2).reshape(-1)[: weight.numel()].reshape(weight.shape)
     return weight.detach().float() ** 2 / (2.0 * diag)
 
 
@@ -177,8 +181,8 @@ def obs_update(weight: Tensor, finv: Tensor, pruned: Tensor, chunk: int = 2048) 
     earlier ones included, so they stay 0). Blocks are solved together by padding: rows/columns outside P
     are replaced by the identity, which leaves the P-system unchanged and gives x = 0 off P."""
     nb, b, _ = finv.shape
-    w = weight.detach().reshape(nb, b)
-    mask = pruned.reshape(nb, b)
+    w = _padded(weight.detach().reshape(-1), nb * b).reshape(nb, b)
+    mask = _padded(pruned.reshape(-1).float(), nb * b).reshape(nb, b)   # padding: never pruned, never moved
     out = torch.empty(nb, b, dtype=torch.float32, device=weight.device)
 
     def update(lo: int, hi: int) -> None:
@@ -190,4 +194,4 @@ def obs_update(weight: Tensor, finv: Tensor, pruned: Tensor, chunk: int = 2048) 
             x = torch.cholesky_solve((w[lo:hi].double() * p).unsqueeze(-1), chol)
         out[lo:hi] = -(fi @ x).squeeze(-1).float()
     map_blocks(update, nb, chunk, weight.device)
-    return out.reshape(weight.shape)
+    return out.reshape(-1)[: weight.numel()].reshape(weight.shape)
