@@ -213,6 +213,7 @@ class RunResult:
     eval_examples: int | None = None                    # examples behind `metrics` (one is 100 / n points)
     threads: int | None = None                          # torch threads it ran with
     info: dict = field(default_factory=dict)            # the task's own provenance (`Task.record_info`)
+    analysis: dict = field(default_factory=dict)        # numbers analysis pages need (`smc_lib.analysis`)
     cached: bool = field(default=False, compare=False)
 
     @property
@@ -384,6 +385,7 @@ def _train(cfg: RunConfig, store: Store, data_dir: Path) -> RunResult:
     fit, masks = method.run(task, task.build_model(), train_cfg, ctx)
     wall = time.perf_counter() - start
     n_all = sum(p.numel() for p in fit.model.parameters())
+    analysis = _analysis(cfg, task, fit.model, masks)
     if method_cls.keeps_weights:
         save_model(fit.model, ckpt_dir / "model.pt")
         save_tensors(masks.state_dict(), ckpt_dir / "masks.pt")
@@ -398,7 +400,20 @@ def _train(cfg: RunConfig, store: Store, data_dir: Path) -> RunResult:
         finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         achieved_sparsity_all=masks.n_pruned() / n_all, params={"scope": masks.numel(), "all": n_all},
         resolved=resolve(cfg), eval_examples=task.eval_size(train_cfg.eval_split),
-        threads=torch.get_num_threads(), info=_jsonable(task.record_info()))
+        threads=torch.get_num_threads(), info=_jsonable(task.record_info()), analysis=analysis)
+
+
+def _analysis(cfg: RunConfig, task, model, masks) -> dict:
+    """A sample of a sparse run's mask; the lazy-regime numbers of a dense run (smc_lib.analysis)."""
+    from .analysis import lazy_regime, mask_sample
+
+    if cfg.method != "dense":
+        return {"mask_sample": mask_sample(masks)}
+    start = dict(task.build_model().named_parameters())          # the same weights the run started from
+    tuned = dict(model.named_parameters())
+    names = masks.names()
+    return {"lazy_regime": lazy_regime({n: start[n].detach() for n in names},
+                                       {n: tuned[n].detach().cpu() for n in names})}
 
 
 def _prepare(cfg: RunConfig, store: Store, method_cls, method) -> None:

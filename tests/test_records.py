@@ -216,3 +216,35 @@ def test_obert_defaults_to_scope_encoder():
     assert toy("gmp", 0.5).identity()["resolved"]["task"]["scope"] == "all"          # the task's default
     assert toy("obert", 0.5, scope="all").identity()["resolved"]["task"]["scope"] == "all"
     assert get_method("obert")(0.5).scope == "encoder"
+
+
+def test_records_carry_a_mask_sample_and_the_dense_lazy_regime_numbers(tmp_path: Path):
+    """The analysis pages render from records: a sparse record's mask sample gives the Jaccard overlap of two
+    masks (exactly 1 with itself, near the exact value for two different masks); a dense record has the
+    relative weight change and the pretrained-vs-fine-tuned magnitude-mask overlap."""
+    import numpy as np
+    import torch
+
+    from smc_lib import analysis
+    from smc_lib.masks import MaskSet
+
+    store = Store(records=tmp_path / "records", artifacts=tmp_path / "artifacts")
+    dense = execute(toy("dense"), store)
+    lazy = dense.analysis["lazy_regime"]
+    assert set(lazy["relative_change"]) == {r["param"] for r in dense.layerwise}
+    assert all(v > 0 for v in lazy["relative_change"].values())
+    assert set(lazy["magnitude_mask_overlap"]) == {f"{s:g}" for s in analysis.PAPER_SPARSITIES}
+    assert all(0 < v <= 1 for v in lazy["magnitude_mask_overlap"].values())
+    a, b = execute(toy("omp_before", 0.5), store), execute(toy("random_before", 0.5), store)
+    sizes = {r["param"]: r["numel"] for r in a.layerwise}
+    sa, sb = analysis.unpack(a.analysis["mask_sample"], sizes), analysis.unpack(b.analysis["mask_sample"], sizes)
+    assert analysis.jaccard(sa, sa) == 1.0
+    gen = torch.Generator().manual_seed(0)
+    big = {"w": torch.randn(100, 100, generator=gen)}
+    m1 = MaskSet.from_scores(big, 0.5, transform=torch.abs)
+    m2 = MaskSet.from_scores({"w": big["w"] + 0.5 * torch.randn(100, 100, generator=gen)}, 0.5, transform=torch.abs)
+    exact = float((m1.masks["w"] & m2.masks["w"]).sum() / (m1.masks["w"] | m2.masks["w"]).sum())
+    est = analysis.jaccard(analysis.unpack(analysis.mask_sample(m1, 4096), {"w": 10000}, 4096),
+                           analysis.unpack(analysis.mask_sample(m2, 4096), {"w": 10000}, 4096))
+    assert abs(est - exact) < 0.03 and 0 < analysis.jaccard(sa, sb) < 1
+    assert np.isnan(analysis.jaccard({}, {}))
