@@ -68,3 +68,37 @@ def lazy_regime(pretrained: dict[str, torch.Tensor], finetuned: dict[str, torch.
         both = sum(int((pre.masks[n] & ft.masks[n]).sum()) for n in ft.masks)
         overlap[f"{s:g}"] = both / max(1, ft.numel() - ft.n_pruned())
     return {"relative_change": change, "magnitude_mask_overlap": overlap}
+
+
+# ------------------------------------------------------------------------------------------- from records
+def nearest_levels(levels, wanted=(0.36, 0.67, 0.83)) -> list[float]:
+    """The grid's levels nearest the paper's 36 / 67 / 83 % (Figures 6-8), without repeats."""
+    levels = sorted(set(levels))
+    return sorted({min(levels, key=lambda s: abs(s - w)) for w in wanted}) if levels else []
+
+
+def similarity(records, methods=None) -> "pd.DataFrame":
+    """Pairwise similarity of the masks of records at one dataset and sparsity: Pearson correlation of their
+    per-parameter sparsities and Jaccard overlap of their kept sets (from the mask samples), each beside what
+    two random masks at that sparsity give (random pruning has the same sparsity in every layer, so it
+    correlates with nothing; two random kept sets overlap by (1 - s) / (1 + s))."""
+    import itertools
+
+    import pandas as pd
+
+    by_method = {r.config["method"]: r for r in records if methods is None or r.config["method"] in methods}
+    rows = []
+    for a, b in itertools.combinations(sorted(by_method), 2):
+        ra, rb = by_method[a], by_method[b]
+        la = {x["param"]: x["sparsity"] for x in ra.layerwise}
+        lb = {x["param"]: x["sparsity"] for x in rb.layerwise}
+        common = sorted(la.keys() & lb.keys())
+        va, vb = np.array([la[n] for n in common]), np.array([lb[n] for n in common])
+        corr = float(np.corrcoef(va, vb)[0, 1]) if len(common) > 2 and va.std() > 0 and vb.std() > 0 else float("nan")
+        sizes = {x["param"]: x["numel"] for x in ra.layerwise}
+        sa, sb = ra.analysis.get("mask_sample"), rb.analysis.get("mask_sample")
+        jac = jaccard(unpack(sa, sizes), unpack(sb, sizes), sizes) if sa and sb else float("nan")
+        s = ra.config["sparsity"]
+        rows.append({"a": a, "b": b, "sparsity": s, "layer_corr": corr, "jaccard": jac,
+                     "jaccard_random": (1 - s) / (1 + s)})
+    return pd.DataFrame(rows, columns=["a", "b", "sparsity", "layer_corr", "jaccard", "jaccard_random"])

@@ -189,3 +189,22 @@ def _vl_version(spec: dict | None = None) -> str:
     schema = (spec or {}).get("$schema", "") or alt.SCHEMA_URL
     version = schema.rsplit("/", 1)[-1].removeprefix("v").removesuffix(".json").split(".")
     return "v" + "_".join(version[:2])
+
+
+def layerwise_overlay(layerwise: pd.DataFrame, width: int = 520, height: int = 160) -> alt.Chart:
+    """Figures 6-8 as the paper draws them: per-parameter sparsity from input to output (the model's own
+    parameter order), every method a line in the same panel, a row of panels per target sparsity — so
+    methods that prune alike lie on one line."""
+    if layerwise.empty:
+        return placeholder("no sparse records yet: nothing to draw")
+    order = {p: i for i, p in enumerate(dict.fromkeys(layerwise["param"]))}
+    data = layerwise.assign(position=layerwise["param"].map(order),
+                            target=layerwise["sparsity"].map(lambda s: f"target {s:.1%}"))
+    return alt.Chart(data).mark_line(point=alt.OverlayMarkDef(size=12), strokeWidth=1.2).encode(
+        x=alt.X("position:Q", title="parameter (input → output)"),
+        y=alt.Y("layer_sparsity:Q", title="sparsity", axis=alt.Axis(format="%"), scale=alt.Scale(domain=[0, 1])),
+        color=alt.Color("method:N", sort=METHOD_ORDER),
+        tooltip=["method", "target", "param", "kind", alt.Tooltip("layer_sparsity:Q", format=".1%"), "numel"],
+    ).properties(width=width, height=height).facet(
+        row=alt.Row("target:N", title=None), column=alt.Column("dataset:N", title=None)).properties(
+        title="layerwise sparsity, methods overlaid (one line = the same per-layer pruning)")
