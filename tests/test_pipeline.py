@@ -28,8 +28,11 @@ src, dst = pathlib.Path(args[0]), pathlib.Path(args[1])
 p = {args[i + 1]: args[i + 2] for i in range(len(args)) if args[i] == "-p"}
 name = src.stem
 out = pathlib.Path(p["out_dir"])
+extra = {"layerwise": ["results/layerwise_similarity.csv", "figures/layerwise_overlay.svg"],
+         "lazy_regime": ["figures/lazy_regime_overlap.svg"]}.get(name, [])
 for path in (dst, out / "results" / f"{name}.csv", out / "figures" / f"{name}_sparsity.svg",
-             out / "figures" / f"{name}_layerwise.svg", pathlib.Path("results") / p["profile"] / name / "run.json"):
+             out / "figures" / f"{name}_layerwise.svg", pathlib.Path("results") / p["profile"] / name / "run.json",
+             *[out / e for e in extra]):
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(f"{name} profile={p['profile']}\\n")
 """
@@ -106,7 +109,7 @@ def test_one_section_param_reruns_that_section_the_findings_and_the_report(repo)
     for section in ("commonsense", "arithmetic"):
         prof[section].setdefault("notebook", {})["pipeline_test_knob"] = 1  # one new value in one section
         path.write_text(yaml.safe_dump(prof, sort_keys=False))
-        assert ran(sh([str(DVC), "repro"], root, env)) == {section, "findings", "report"}
+        assert ran(sh([str(DVC), "repro"], root, env)) == {section, "findings", "layerwise", "lazy_regime", "report"}
 
 
 def test_profile_switch_is_one_command(repo):
