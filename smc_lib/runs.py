@@ -107,8 +107,12 @@ class RunConfig:
         return _key(json.dumps(self.as_dict(), sort_keys=True, default=str), code)
 
     def dense(self) -> "RunConfig":
-        """The dense fine-tuning run this run's `after`/LTH method starts from (same data, model, seed, fold)."""
-        return dataclasses.replace(self, method="dense", sparsity=0.0, method_options={}, layerwise=False)
+        """The dense fine-tuning run this run's `after`/LTH method (or distillation teacher) starts from: same
+        data, model, seed, fold and training, no distillation, the task's scope (a dense run prunes nothing,
+        so every scope variant of a method shares one)."""
+        train = {k: v for k, v in self.train.items() if k != "distill"}
+        return dataclasses.replace(self, method="dense", sparsity=0.0, method_options={}, layerwise=False,
+                                   scope=None, scope_patterns={}, train=train)
 
     def at(self, sparsity: float) -> "RunConfig":
         """The same run at another sparsity (an IMP chain's earlier round)."""
@@ -148,7 +152,7 @@ def resolve(cfg: RunConfig) -> dict[str, Any]:
            "train": _jsonable(train),
            "method": {"version": method_cls.version, "options": {**method_cls.defaults, **cfg.method_options}},
            "data": data_fingerprint(task.data_files())}
-    if method_cls.timing in ("after", "iterative") or cfg.train.get("distill"):
+    if method_cls.timing in ("after", "iterative") or (cfg.train.get("distill") and method_cls.timing != "dense"):
         out["method"]["dense_version"] = get_method("dense").version
     return out
 
@@ -426,6 +430,8 @@ def _prepare(cfg: RunConfig, store: Store, method_cls, method) -> None:
         if len(rounds) > 1:
             artifacts(cfg.at(rounds[-2]), store)
             return
+    if method_cls.timing == "dense":
+        return
     needs_dense = method_cls.timing == "after" or cfg.train.get("distill") or (
         method_cls.timing == "iterative" and not method.options.get("rewind"))    # rewind t > 0 trains its own
     if needs_dense:

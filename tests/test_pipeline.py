@@ -29,7 +29,7 @@ p = {args[i + 1]: args[i + 2] for i in range(len(args)) if args[i] == "-p"}
 name = src.stem
 out = pathlib.Path(p["out_dir"])
 extra = {"layerwise": ["results/layerwise_similarity.csv", "figures/layerwise_overlay.svg"],
-         "lazy_regime": ["figures/lazy_regime_overlap.svg"]}.get(name, [])
+         "lazy_regime": ["figures/lazy_regime_overlap.svg"], "obert_roadmap": ["figures/obert_roadmap.svg"]}.get(name, [])
 for path in (dst, out / "results" / f"{name}.csv", out / "figures" / f"{name}_sparsity.svg",
              out / "figures" / f"{name}_layerwise.svg", pathlib.Path("results") / p["profile"] / name / "run.json",
              *[out / e for e in extra]):
@@ -109,7 +109,9 @@ def test_one_section_param_reruns_that_section_the_findings_and_the_report(repo)
     for section in ("commonsense", "arithmetic"):
         prof[section].setdefault("notebook", {})["pipeline_test_knob"] = 1  # one new value in one section
         path.write_text(yaml.safe_dump(prof, sort_keys=False))
-        assert ran(sh([str(DVC), "repro"], root, env)) == {section, "findings", "layerwise", "lazy_regime", "report"}
+        expected = {section, "findings", "layerwise", "lazy_regime", "report"} | ({"obert_roadmap"} if section == "commonsense"
+                                                                                else set())
+        assert ran(sh([str(DVC), "repro"], root, env)) == expected
 
 
 def test_profile_switch_is_one_command(repo):

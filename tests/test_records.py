@@ -248,3 +248,18 @@ def test_records_carry_a_mask_sample_and_the_dense_lazy_regime_numbers(tmp_path:
                            analysis.unpack(analysis.mask_sample(m2, 4096), {"w": 10000}, 4096))
     assert abs(est - exact) < 0.03 and 0 < analysis.jaccard(sa, sb) < 1
     assert np.isnan(analysis.jaccard({}, {}))
+
+
+def test_dense_dependency_is_the_plain_dense_run(tmp_path: Path):
+    """A distilled or scope-restricted method starts from (and distils from) the section's own dense run:
+    same key, no second dense training, and a dense config carrying `distill` cannot wait on itself."""
+    store = Store(records=tmp_path / "records", artifacts=tmp_path / "artifacts")
+    plain = toy("dense")
+    variant = dataclasses.replace(toy("lth_norewind", 0.2, scope="encoder"),
+                                  train={**TOY_TRAIN, "distill": {"weight": 1.0, "temperature": 2.0}})
+    assert variant.dense().key() == plain.key()
+    execute(variant, store)                                  # trains the plain dense run once, then the variant
+    assert {json.loads(p.read_text())["config"]["method"] for p in (store.records / "toy").glob("*.json")} == \
+        {"dense", "lth_norewind"}
+    odd = dataclasses.replace(plain, train={**TOY_TRAIN, "distill": {"weight": 0.5, "temperature": 2.0}})
+    execute(odd, store)                                      # used to deadlock on its own lock
