@@ -39,3 +39,19 @@ def make_tiny_bert(layers: int = 2, seed: int = 0):
 @pytest.fixture
 def tiny_bert():
     return make_tiny_bert()
+
+
+@pytest.fixture
+def count_training(monkeypatch) -> list:
+    """Every call of the one function that trains (smc_lib.runs._train), in order: its RunConfigs."""
+    from smc_lib import runs
+
+    calls: list = []
+    real = runs._train
+
+    def counted(cfg, store, data_dir):
+        calls.append(cfg)
+        return real(cfg, store, data_dir)
+
+    monkeypatch.setattr(runs, "_train", counted)
+    return calls

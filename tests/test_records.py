@@ -24,16 +24,8 @@ def toy(method: str, sparsity: float = 0.0, **kw) -> RunConfig:
 
 
 @pytest.fixture
-def trained(monkeypatch) -> list[RunConfig]:
-    calls: list[RunConfig] = []
-    real = runs._train
-
-    def counted(cfg, store, data_dir):
-        calls.append(cfg)
-        return real(cfg, store, data_dir)
-
-    monkeypatch.setattr(runs, "_train", counted)
-    return calls
+def trained(count_training) -> list[RunConfig]:
+    return count_training
 
 
 def test_records_and_artifacts_live_apart(tmp_path: Path):

@@ -21,20 +21,6 @@ def toy(method: str = "omp_after", sparsity: float = 0.5, **kw) -> RunConfig:
                      task_params=TOY_TASK, train=TOY_TRAIN, **kw)
 
 
-@pytest.fixture
-def count_training(monkeypatch) -> list[RunConfig]:
-    """Every call of the one function that trains, in order."""
-    calls: list[RunConfig] = []
-    real = runs._train
-
-    def counted(cfg, store, data_dir):
-        calls.append(cfg)
-        return real(cfg, store, data_dir)
-
-    monkeypatch.setattr(runs, "_train", counted)
-    return calls
-
-
 def test_key_is_a_content_hash():
     a, b = toy(), toy()
     assert a.key() == b.key() and len(a.key()) == 16

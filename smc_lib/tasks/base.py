@@ -86,3 +86,29 @@ class Task:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(dataset={self.dataset!r}, model={self.model_name!r})"
+
+
+class ClassificationTask(Task):
+    """A task whose batches carry `labels` and whose `logits` score the classes: cross-entropy loss and the
+    per-example correctness behind an accuracy."""
+
+    def loss(self, model: nn.Module, batch: dict) -> torch.Tensor:
+        return self.loss_and_logits(model, batch)[0]
+
+    def loss_and_logits(self, model: nn.Module, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        logits = self.logits(model, batch)
+        return torch.nn.functional.cross_entropy(logits, batch["labels"]), logits
+
+    @torch.no_grad()
+    def correct(self, model: nn.Module, split: str, batch_size: int) -> list[bool]:
+        """Whether each example of `split`, in order, is classified right (the model in eval mode)."""
+        from ..train import to_device
+
+        was_training, device = model.training, next(model.parameters()).device
+        model.eval()
+        out: list[bool] = []
+        for batch in self.batches(split, batch_size, shuffle=False, seed=0):
+            batch = to_device(batch, device)
+            out += (self.logits(model, batch).argmax(-1) == batch["labels"]).tolist()
+        model.train(was_training)
+        return out

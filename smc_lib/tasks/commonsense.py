@@ -18,13 +18,12 @@ from pathlib import Path
 from typing import Iterable
 
 import torch
-import torch.nn.functional as F
 
 from ..errors import SMCError
 from ..readers import read_jsonl
-from ..train import TrainConfig, to_device
+from ..train import TrainConfig
 from . import register_task
-from .base import Task
+from .base import ClassificationTask
 
 MODEL_ALIASES = ("minilm", "tiny-random")  # packaged MiniLM; a tiny random-init BERT for tests
 WINOGRANDE_TRAIN_PERCENT = 80
@@ -215,7 +214,7 @@ TABLE3 = {"csqa": dict(batch_size=16, steps=3000, warmup_steps=150),
 
 
 @register_task("commonsense")
-class CommonsenseTask(Task):
+class CommonsenseTask(ClassificationTask):
     """Multiple-choice commonsense reasoning. Params: max_length (tokens per pair), max_train /
     max_eval (take a fixed subset, for the CPU profile), eval_batch_size, dropout."""
 
@@ -323,24 +322,10 @@ class CommonsenseTask(Task):
         inputs = {k: v for k, v in batch.items() if k != "labels"}
         return model(**inputs).logits
 
-    def loss(self, model, batch: dict) -> torch.Tensor:
-        return self.loss_and_logits(model, batch)[0]
-
-    def loss_and_logits(self, model, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
-        logits = self.logits(model, batch)
-        return F.cross_entropy(logits, batch["labels"]), logits
-
-    @torch.no_grad()
     def evaluate(self, model, split: str = "dev") -> dict[str, float]:
         """Accuracy in percent; RACE also per level (accuracy_middle / accuracy_high) when both exist."""
-        was_training, device = model.training, next(model.parameters()).device
-        model.eval()
         _, rows = self._encode(split)
-        correct = []
-        for batch in self.batches(split, self.eval_batch_size):
-            batch = to_device(batch, device)
-            correct += (self.logits(model, batch).argmax(-1) == batch["labels"]).tolist()
-        model.train(was_training)
+        correct = self.correct(model, split, self.eval_batch_size)
         out = {"accuracy": 100.0 * sum(correct) / max(len(correct), 1)}
         levels = sorted({e.level for e in rows})
         if len(levels) > 1:

@@ -12,12 +12,11 @@ from pathlib import Path
 from typing import Iterable
 
 import torch
-import torch.nn.functional as F
 
 from ...errors import SMCError
 from ...train import TrainConfig
 from .. import register_task
-from ..base import Task
+from ..base import ClassificationTask
 from . import models
 from .data import CLASSES, DATASETS, Protein, crop, data_folder, load_split
 
@@ -25,7 +24,7 @@ SPLITS = {"train": "train", "dev": "test", "test": "test"}   # no dev split is h
 
 
 @register_task("protein")
-class ProteinTask(Task):
+class ProteinTask(ClassificationTask):
     """Params: max_length (residues; longer sequences are cropped: a random window in training, the first
     residues in evaluation), layers / embed_dim / heads (the `esm2-tiny` model), dropout, eval_batch_size,
     max_train / max_eval (a fixed subset: the first N of a split, which the files hold in a fixed order)."""
@@ -94,24 +93,8 @@ class ProteinTask(Task):
     def logits(self, model, batch: dict) -> torch.Tensor:
         return model(batch["ids"])
 
-    def loss(self, model, batch: dict) -> torch.Tensor:
-        return F.cross_entropy(self.logits(model, batch), batch["labels"])
-
-    def loss_and_logits(self, model, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
-        logits = self.logits(model, batch)
-        return F.cross_entropy(logits, batch["labels"]), logits
-
-    @torch.no_grad()
     def evaluate(self, model, split: str = "test") -> dict[str, float]:
-        from ...train import to_device
-
-        was_training, device = model.training, next(model.parameters()).device
-        model.eval()
-        correct = []
-        for batch in self.batches(split, self.eval_batch_size):
-            batch = to_device(batch, device)
-            correct += (self.logits(model, batch).argmax(-1) == batch["labels"]).tolist()
-        model.train(was_training)
+        correct = self.correct(model, split, self.eval_batch_size)
         return {"accuracy": 100.0 * sum(correct) / max(1, len(correct))}
 
     def default_train_config(self) -> TrainConfig:
