@@ -6,6 +6,7 @@ truncated download or a hand-edited file is caught before any training starts.
 from __future__ import annotations
 
 import csv
+import io
 import json
 from pathlib import Path
 from typing import Iterable
@@ -15,11 +16,24 @@ from .errors import SMCError
 FIX = "restore it with `dvc pull` (or `make data`)"
 
 
-def _open(path: Path):
+def _open(path: Path) -> io.StringIO:
+    """The file's text, checked: a NUL byte or invalid UTF-8 names the file, line and byte offset (a NUL in
+    a CSV field would otherwise be read as data and change the results silently)."""
     path = Path(path)
     if not path.is_file():
         raise SMCError(f"missing data file {path}; {FIX}")
-    return path.open(encoding="utf-8-sig", newline="")
+    data = path.read_bytes()
+    if (nul := data.find(b"\x00")) >= 0:
+        raise SMCError(f"{path}:{_line_of(data, nul)}: NUL byte at byte offset {nul}; {FIX}")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise SMCError(f"{path}:{_line_of(data, e.start)}: invalid UTF-8 at byte offset {e.start}; {FIX}") from None
+    return io.StringIO(text, newline="")
+
+
+def _line_of(data: bytes, offset: int) -> int:
+    return data.count(b"\n", 0, offset) + 1
 
 
 def read_csv(path: Path, required: Iterable[str] = ()) -> list[dict[str, str]]:

@@ -157,6 +157,31 @@ def resolve(cfg: RunConfig) -> dict[str, Any]:
     return out
 
 
+def validate(cfg: RunConfig) -> None:
+    """Everything about a run that can be checked without training: task params (by building the task), the
+    training settings' types and ranges, the method's options and scope. One SMCError, before any run starts."""
+    from .methods import get_method
+    from .train import check_config
+
+    task = make_task(cfg)
+    check_config(train_config(cfg, task), before_run=True)
+    method_cls = get_method(cfg.method)
+    method_cls(cfg.sparsity, scope=cfg.scope or method_cls.default_scope or task.default_scope,
+               layerwise=cfg.layerwise, **cfg.method_options)
+
+
+def check_writable(folder: Path | str, what: str) -> None:
+    """`folder` is (or can be made) a writable directory, or an SMCError naming it."""
+    folder = Path(folder)
+    probe = folder
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        raise SMCError(f"{what} {folder}: {probe} is not a directory; give a folder path")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise SMCError(f"{what} {folder}: {probe} is not writable; choose a writable folder")
+
+
 def make_task(cfg: RunConfig):
     """The task object of a run."""
     from .tasks import get_task
@@ -257,11 +282,23 @@ def load_result(cfg: RunConfig, store: StoreLike = DEFAULT_STORE) -> RunResult |
     return read_record(path)
 
 
+_RECORD_TYPES = {"key": str, "config": dict, "metrics": dict, "primary_metric": str, "achieved_sparsity": (int, float),
+                 "layerwise": list, "wall_s": (int, float), "steps": int}
+
+
 def read_record(path: Path) -> RunResult:
+    """A record from disk, its fields type-checked: a hand-edited or damaged file is an SMCError naming it."""
     try:
-        return RunResult.from_json(Path(path).read_text())
-    except (json.JSONDecodeError, TypeError) as e:
+        res = RunResult.from_json(Path(path).read_text())
+    except (json.JSONDecodeError, TypeError, UnicodeDecodeError) as e:
         raise SMCError(f"{path} is not a run result ({e}); delete it to rerun that run") from None
+    for name, kind in _RECORD_TYPES.items():
+        value = getattr(res, name)
+        if not isinstance(value, kind) or (name == "metrics" and not all(
+                isinstance(v, (int, float)) for v in value.values())):
+            raise SMCError(f"{path}: field {name} is {value!r}, not a {getattr(kind, '__name__', 'number')}; "
+                           "delete the record to rerun that run")
+    return res
 
 
 def atomic_write(path: Path, data: bytes | str) -> None:
@@ -546,11 +583,16 @@ def _run(task, dataset, method, sparsity, model, seed, fold, profile, store, dat
     from .sweep import profile_store
 
     prof = load_profile(profile)
+    if method == "dense" and sparsity:
+        raise SMCError(f"the dense run has sparsity 0, got --sparsity {sparsity}; drop --sparsity for dense")
     if fold is None:          # the section's first fold, as its sweep runs it: `smc run` hits the pipeline's cache
         fold = (section(prof, task, dataset).get("folds") or [None])[0]
     cfg = make_config(prof, task, dataset=dataset, method=method, sparsity=sparsity, model=model, seed=seed,
                       fold=fold, device=device)
     store = Store.of(store) if store else profile_store(prof)
+    validate(cfg)
+    check_writable(store.records, "records folder")
+    check_writable(store.artifacts, "run store")
     with torch_threads(prof.get("threads")):
         return cfg, store, execute(cfg, store, Path(data_dir or prof["data_dir"]))
 

@@ -24,7 +24,7 @@ from tqdm import tqdm  # plain text bars: no ipywidgets needed in JupyterLab or 
 from . import results as _results
 from .config import load_profile, section
 from .errors import SMCError
-from .runs import DEFAULT_STORE, RunConfig, RunResult, Store, execute
+from .runs import DEFAULT_STORE, RunConfig, RunResult, Store, check_writable, execute, validate
 from .runtime import torch_threads
 
 GRID_KEYS = ("datasets", "models", "methods", "sparsities", "seeds", "folds")
@@ -113,12 +113,17 @@ def run_ray(runs: Sequence[RunConfig], store: Store, data_dir: Path, progress: b
 
     from .runs import atomic_write, load_result, result_path
 
+    if address is None:                  # a local cluster: this host's resources, known before it starts
+        _check_resources(num_gpus_per_run, num_cpus_per_run, _local_gpus(), num_cpus or os.cpu_count() or 1)
     started = not ray.is_initialized()
     if started:
         with _fast_ray_imports(local=address is None):
             ray.init(address=address, num_cpus=None if address else num_cpus, include_dashboard=False,
                      log_to_driver=False, configure_logging=True, logging_level="ERROR")
     try:
+        if address is not None:          # an existing cluster: what it offers now
+            have = ray.cluster_resources()
+            _check_resources(num_gpus_per_run, num_cpus_per_run, have.get("GPU", 0), have.get("CPU", 0), address)
         remote = ray.remote(num_cpus=num_cpus_per_run, num_gpus=num_gpus_per_run)(_remote_execute)
         done: dict[str, RunResult] = {}
         bar = tqdm(total=len(runs), desc="runs (ray)", unit="run", disable=not progress)
@@ -143,6 +148,24 @@ def run_ray(runs: Sequence[RunConfig], store: Store, data_dir: Path, progress: b
     finally:
         if started:
             ray.shutdown()
+
+
+def _local_gpus() -> int:
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def _check_resources(gpus_per_run: float, cpus_per_run: float, gpus: float, cpus: float,
+                     address: str | None = None) -> None:
+    """A run asking for more than the cluster has would wait forever at 0 %: fail now, naming the key."""
+    where = f"the Ray cluster at {address}" if address else "this host"
+    if gpus_per_run > gpus:
+        raise SMCError(f"each run asks ray.num_gpus_per_run = {gpus_per_run:g} GPU but {where} has {gpus:g}; set "
+                       "`ray: {num_gpus_per_run: 0}` in the profile (CPU), or run on a cluster with GPUs")
+    if cpus_per_run > cpus:
+        raise SMCError(f"each run asks ray.num_cpus_per_run = {cpus_per_run:g} CPUs but {where} has {cpus:g}; "
+                       "lower `ray: {num_cpus_per_run: ...}` in the profile")
 
 
 @contextlib.contextmanager
@@ -184,6 +207,10 @@ def sweep(runs: str | Sequence[RunConfig], profile: dict | str | None = None, ex
         raise SMCError(f"unknown executor {executor!r}; choose one of: {', '.join(EXECUTORS)}")
     store = Store.of(store) if store is not None else profile_store(prof)
     data_dir = Path(data_dir or prof.get("data_dir") or "data")
+    for cfg in configs:                           # every mistake is caught before the first run trains
+        validate(cfg)
+    check_writable(store.records, "records folder")
+    check_writable(store.artifacts, "run store")
     kwargs: dict[str, Any] = {}
     if executor == "ray":
         ray_cfg = dict(prof.get("ray") or {})
@@ -258,6 +285,8 @@ def cli_sweep(section_name: str, profile: str | None = None, executor: str | Non
               address: str | None = None, out: str | None = None, **overrides: Any) -> pd.DataFrame:
     """`smc sweep SECTION`: run a section's grid and write the table to `out` (CSV) when given."""
     overrides = {k: v for k, v in overrides.items() if v not in (None, (), [])}
+    if out:
+        check_writable(Path(out).parent, "--out")
     table = sweep(section_name, profile=profile, executor=executor, address=address, **overrides)
     if out:
         _results.save(table, out)

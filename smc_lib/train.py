@@ -141,8 +141,27 @@ def _training_loss(task, model: nn.Module, batch: dict, teacher: nn.Module | Non
     return (1 - w) * loss + w * distill_loss(logits, t_logits, temp)
 
 
-def check_config(cfg: TrainConfig, teacher: nn.Module | None = None) -> None:
-    """Reject a bad config with one clear line, before any work starts."""
+_TYPES = {"steps": int, "epochs": (int, float), "batch_size": int, "optimizer": str, "lr": (int, float),
+          "eps": (int, float), "weight_decay": (int, float), "schedule": str, "warmup_steps": (int, float),
+          "grad_clip": (int, float), "eval_every": int, "eval_split": str, "select_best": bool, "seed": int,
+          "device": str, "distill": dict, "progress": bool}
+
+
+def check_types(cfg: TrainConfig) -> None:
+    """Each setting of the expected type (a YAML `steps: abc` is a string): one line naming key and value."""
+    for name, kind in _TYPES.items():
+        value = getattr(cfg, name)
+        bad_bool = isinstance(value, bool) and kind not in (bool,) and bool not in (kind if isinstance(kind, tuple)
+                                                                                  else (kind,))
+        if value is not None and (not isinstance(value, kind) or bad_bool):
+            want = " or ".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
+            raise SMCError(f"train setting {name}: {value!r} is not a {want}")
+
+
+def check_config(cfg: TrainConfig, teacher: nn.Module | None = None, before_run: bool = False) -> None:
+    """Reject a bad config with one clear line, before any work starts (`before_run`: no teacher exists yet,
+    so only the settings are checked)."""
+    check_types(cfg)
     if cfg.optimizer not in OPTIMIZERS:
         raise unknown("optimizer", cfg.optimizer, list(OPTIMIZERS))
     if cfg.schedule not in SCHEDULES:
@@ -151,19 +170,23 @@ def check_config(cfg: TrainConfig, teacher: nn.Module | None = None) -> None:
         raise SMCError("TrainConfig needs `steps` or `epochs`; e.g. steps=1000")
     if (cfg.steps is not None and cfg.steps < 1) or (cfg.steps is None and cfg.epochs <= 0):
         raise SMCError(f"need a positive number of steps/epochs, got steps={cfg.steps} epochs={cfg.epochs}")
-    if cfg.batch_size < 1 or cfg.lr <= 0 or (cfg.eval_every is not None and cfg.eval_every < 1):
-        raise SMCError("batch_size, lr and eval_every must be positive")
-    if (teacher is None) != (cfg.distill is None):
+    for name in ("batch_size", "lr", "eval_every"):
+        if (value := getattr(cfg, name)) is not None and value <= 0:
+            raise SMCError(f"train setting {name}: {value!r} must be positive")
+    if cfg.distill is not None:
+        check_distill(cfg.distill)
+    if not before_run and (teacher is None) != (cfg.distill is None):
         raise SMCError("knowledge distillation needs both a teacher model and cfg.distill="
                        "{'weight': w, 'temperature': T}; give both or neither")
-    if cfg.distill is not None:
-        if "hardness" in cfg.distill:
-            raise SMCError(f"distill {cfg.distill}: write `weight` (the distillation loss's share, what SparseML "
-                           "calls hardness), not `hardness`; this code's old `hardness` weighted the task loss, "
-                           "so the same number meant the opposite")
-        if set(cfg.distill) != {"weight", "temperature"} or not 0 <= cfg.distill["weight"] <= 1 \
-                or cfg.distill["temperature"] <= 0:
-            raise SMCError(f"bad distill {cfg.distill}; want {{'weight': 0..1, 'temperature': > 0}}")
+
+
+def check_distill(distill: dict) -> None:
+    if "hardness" in distill:
+        raise SMCError(f"distill {distill}: write `weight` (the distillation loss's share, what SparseML "
+                       "calls hardness), not `hardness`; this code's old `hardness` weighted the task loss, "
+                       "so the same number meant the opposite")
+    if set(distill) != {"weight", "temperature"} or not 0 <= distill["weight"] <= 1 or distill["temperature"] <= 0:
+        raise SMCError(f"bad distill {distill}; want {{'weight': 0..1, 'temperature': > 0}}")
 
 
 # ---------------------------------------------------------------------------------------------- checkpoints
