@@ -17,7 +17,7 @@ _LAZY = {  # public name → (module, attribute); attribute None = the module it
     "MaskSet": ("smc_lib.masks", "MaskSet"),
     "register_method": ("smc_lib.methods", "register_method"),
     "register_task": ("smc_lib.tasks", "register_task"),
-    "run": ("smc_lib.runs", "run"),
+    "run": ("smc_lib.sweep", "run"),
     "sweep": ("smc_lib.sweep", None),  # a callable module: sweep("arithmetic", profile="cpu")
     "RunConfig": ("smc_lib.runs", "RunConfig"),
     "RunResult": ("smc_lib.runs", "RunResult"),

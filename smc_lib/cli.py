@@ -102,7 +102,7 @@ def bench(ctx: click.Context, name: str | None) -> None:
 @click.option("--device", default=None, help="auto | cpu | cuda | cuda:N")
 def run_cmd(**kw) -> None:
     """Run one (task, dataset, model, method, sparsity, seed) — or print its stored result."""
-    from .runs import cli_run
+    from .sweep import cli_run
 
     click.echo(cli_run(**kw))
 

@@ -37,7 +37,6 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from .errors import SMCError, check_sparsity
-from .runtime import torch_threads
 
 DEFAULT_STORE = Path("outputs/runs")
 _NOT_HASHED = ("device", "data_dir")  # where a run executes does not change what it is (the data's content does)
@@ -563,46 +562,3 @@ def git_revision() -> str | None:
     except (OSError, subprocess.TimeoutExpired):
         return None
     return (sha + ("+dirty" if dirty else "")) or None
-
-
-# --------------------------------------------------------------------------- the public entry points
-def run(task: str, dataset: str, method: str, sparsity: float = 0.0, model: str | None = None,
-        seed: int = 0, fold: int | None = None, profile: str | None = None, store: Path | str | None = None,
-        data_dir: Path | str | None = None, device: str | None = None) -> RunResult:
-    """One run with the settings of `profile`'s section for `task` (`from smc_lib import run`)."""
-    return _run(task, dataset, method, sparsity, model, seed, fold, profile, store, data_dir, device)[2]
-
-
-def _run(task, dataset, method, sparsity, model, seed, fold, profile, store, data_dir,
-         device) -> tuple[RunConfig, Path, RunResult]:
-    """Resolve the profile's settings, then execute under its `threads`: (config, store, result)."""
-    from .config import load_profile
-    from .sweep import make_config
-
-    from .config import section
-    from .sweep import profile_store
-
-    prof = load_profile(profile)
-    if method == "dense" and sparsity:
-        raise SMCError(f"the dense run has sparsity 0, got --sparsity {sparsity}; drop --sparsity for dense")
-    if fold is None:          # the section's first fold, as its sweep runs it: `smc run` hits the pipeline's cache
-        fold = (section(prof, task, dataset).get("folds") or [None])[0]
-    cfg = make_config(prof, task, dataset=dataset, method=method, sparsity=sparsity, model=model, seed=seed,
-                      fold=fold, device=device)
-    store = Store.of(store) if store else profile_store(prof)
-    validate(cfg)
-    check_writable(store.records, "records folder")
-    check_writable(store.artifacts, "run store")
-    with torch_threads(prof.get("threads")):
-        return cfg, store, execute(cfg, store, Path(data_dir or prof["data_dir"]))
-
-
-def cli_run(task: str, dataset: str, method: str, sparsity: float, model: str | None = None, seed: int = 0,
-            fold: int | None = None, profile: str | None = None, store: str | None = None,
-            data_dir: str | None = None, device: str | None = None) -> str:
-    """`smc run ...`: run (or fetch) one run and return a one-line summary for the terminal."""
-    cfg, store_dir, res = _run(task, dataset, method, sparsity, model, seed, fold, profile, store, data_dir, device)
-    metrics = ", ".join(f"{k}={v:.2f}" for k, v in res.metrics.items())
-    how = "cached" if res.cached else f"trained in {res.wall_s:.1f}s"
-    return (f"{cfg.label()}  {metrics}  achieved_sparsity={res.achieved_sparsity:.4f}  "
-            f"({how}; {result_path(cfg, store_dir)})")

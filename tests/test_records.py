@@ -197,7 +197,7 @@ def test_smc_run_without_fold_is_the_pipelines_fold(tmp_path: Path):
                     "task": TOY_TASK, "train": TOY_TRAIN}}
     path = tmp_path / "p.yaml"
     path.write_text(yaml.safe_dump(prof))
-    ran = runs.run("toy", "toy", "dense", profile=str(path), store=tmp_path / "s")
+    ran = sweep.run("toy", "toy", "dense", profile=str(path), store=tmp_path / "s")
     assert ran.config["fold"] == 3
     assert ran.key == sweep.grid(load_profile(str(path)), "toy")[0].key()
 
