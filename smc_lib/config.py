@@ -18,6 +18,9 @@ family (`arithmetic:`, `commonsense:`, ...). A section lists `datasets`, `models
 report}) and `notebook` (free-form knobs for the section's notebook). `dense_seeds` (default: `seeds`) are
 the seeds of the dense runs, which give every curve its noise band; sparse methods run on `seeds`.
 
+`floors` ({dataset: metric}) is the dense score a section must reach for its curves to mean something (the
+findings page says whether the records meet it).
+
 `records` (default `results/<profile>`) is where run records go (small JSON; the default profile's are
 committed); `store` holds the artifacts (checkpoints, weights; never in git). A section with
 `implemented: false` documents a paper setting that no task module runs yet.
@@ -45,7 +48,7 @@ SECTION_KEYS = {
     "implemented": bool, "datasets": list, "models": list, "methods": list, "sparsities": list,
     "seeds": list, "dense_seeds": list, "folds": list, "scope": str, "scope_patterns": dict, "layerwise": bool, "task": dict,
     "train": dict, "method_options": dict, "per_dataset": dict, "per_model": dict, "substitutes": dict,
-    "notebook": dict,
+    "notebook": dict, "floors": dict,
 }
 INHERITED = ("seeds", "dense_seeds", "sparsities")  # section keys that fall back to the global value
 OVERRIDES = ("per_model", "per_dataset")  # applied in this order

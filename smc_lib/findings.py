@@ -260,3 +260,17 @@ def all_findings(table: pd.DataFrame, layers: pd.DataFrame) -> pd.DataFrame:
         omp_before_collapse(table, layers),
     ]
     return pd.DataFrame([f.as_dict() for f in found], columns=["claim", "paper", "measured", "verdict"])
+
+
+def floors(table: pd.DataFrame, wanted: dict[str, float]) -> pd.DataFrame:
+    """Per dataset with a floor: the dense mean ± σ over its seeds against the floor the profile sets (the score
+    a dense model must reach for the sparse curves to mean something), and whether it is met."""
+    band = noise_band(table) if len(table) else pd.DataFrame(columns=["dataset", "dense", "sd", "seeds"])
+    rows = []
+    for ds, floor in wanted.items():
+        b = band[band["dataset"] == ds]
+        mean = float(b["dense"].iloc[0]) if len(b) else float("nan")
+        rows.append({"dataset": ds, "dense": round(mean, 2), "sd": round(float(b["sd"].iloc[0]), 2) if len(b) else None,
+                     "seeds": int(b["seeds"].iloc[0]) if len(b) else 0, "floor": floor,
+                     "met": "yes" if mean >= floor else ("no" if len(b) else "no records yet")})
+    return pd.DataFrame(rows, columns=["dataset", "dense", "sd", "seeds", "floor", "met"])

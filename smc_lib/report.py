@@ -88,10 +88,11 @@ def build(profile: str | None = None, notebooks_dir: str | Path = "outputs/noteb
     out_dir = Path(out_dir)
     pages = [notebook_to_html(nb, out_dir / f"{nb.stem}.html") for nb in notebooks]
     table = load(sorted(p for p in Path(results_dir).glob("*.csv") if _is_tidy(p)))
-    found = Path(results_dir) / "findings.csv"
+    found, floors = Path(results_dir) / "findings.csv", Path(results_dir) / "floors.csv"
     findings = pd.read_csv(found) if found.exists() else None
+    floor_table = pd.read_csv(floors) if floors.exists() else None
     index = out_dir / "index.html"
-    body = render_index(prof, pages, table, findings)
+    body = render_index(prof, pages, table, findings, floor_table)
     _check_offline(body, index)
     index.write_text(body, encoding="utf-8")
     return index
@@ -109,7 +110,7 @@ def _order(path: Path, prof: dict) -> tuple[int, str]:
     return (names.index(path.stem) if path.stem in names else len(names), path.stem)
 
 
-def render_index(prof: dict[str, Any], pages: list[Path], table, findings=None) -> str:
+def render_index(prof: dict[str, Any], pages: list[Path], table, findings=None, floors=None) -> str:
     """The index page: about, findings, profile, substitutes, failing-sparsity summary, provenance, links."""
     links = "".join(f'<li><a href="{html.escape(p.name)}">{html.escape(_title(p))}</a></li>' for p in pages)
     summary = failing_summary(table)
@@ -118,9 +119,12 @@ def render_index(prof: dict[str, Any], pages: list[Path], table, findings=None) 
     findings_html = (findings.to_html(classes="findings", border=0, table_id="findings", index=False, escape=True)
                      if findings is not None and len(findings) else
                      "<p>No findings table (outputs/results/findings.csv): run the findings notebook.</p>")
+    floors_html = (floors.to_html(classes="floors", border=0, table_id="floors", index=False, escape=True)
+                   if floors is not None and len(floors) else "<p>No floors set in this profile.</p>")
     return _PAGE.format(
         about=ABOUT, profile=_profile_html(prof), substitutes=_substitutes_html(prof), summary=summary_html,
         links=links, n_runs=_n_runs(table), findings=findings_html, provenance=_provenance_html(table),
+        floors=floors_html,
         generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
 
 
@@ -179,6 +183,10 @@ caption, .note {{ color: #666; font-size: 90%; }}
 curve is its dense seeds': a point fails when it is more than max(1 point, 2&nbsp;σ of the dense seeds) below
 the dense mean. Where ours disagree with the paper, the verdict says so.</p>
 {findings}
+<h2>Dense floors</h2>
+<p class="note">The dense score each dataset must reach for its sparse curves to mean something (the profile's
+<code>floors</code>): mean ± σ over the dense seeds.</p>
+{floors}
 <h2>Failing sparsity</h2>
 <p class="note">Per method and dataset: the lowest sparsity whose metric (mean over seeds and folds) falls below
 the dense band (more than max(1 point, 2&nbsp;σ of the dense seeds) under the dense mean); "&gt; x" = never at the

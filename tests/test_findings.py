@@ -112,3 +112,11 @@ def test_all_findings_has_a_verdict_per_claim():
     out = F.all_findings(t, pd.DataFrame(columns=["task", "dataset", "model", "method", "sparsity", "param", "layer",
                                                   "kind", "numel", "layer_sparsity"]))
     assert len(out) == 7 and set(out["verdict"]) <= {F.REPRODUCED, F.NOT_REPRODUCED, F.INCONCLUSIVE}
+
+
+def test_floors_compare_the_dense_mean_with_the_profiles_floor():
+    t = table(lambda *a: 50.0, datasets=("mawps",), dense=(76.0, 74.0, 75.5))
+    out = F.floors(t, {"mawps": 75, "svamp": 20}).set_index("dataset")
+    assert out.loc["mawps", "met"] == "yes" and out.loc["mawps", "seeds"] == 3
+    assert out.loc["svamp", "met"] == "no records yet"
+    assert F.floors(t, {"mawps": 80}).iloc[0]["met"] == "no"
