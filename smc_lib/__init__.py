@@ -13,7 +13,7 @@ from typing import Any
 __version__ = "0.1.0"
 
 _LAZY = {  # public name → (module, attribute); attribute None = the module itself
-    "prune": ("smc_lib.methods.base", "prune"),
+    "prune": ("smc_lib.methods.scores", "prune"),
     "MaskSet": ("smc_lib.masks", "MaskSet"),
     "register_method": ("smc_lib.methods", "register_method"),
     "register_task": ("smc_lib.tasks", "register_task"),

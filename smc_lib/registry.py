@@ -17,6 +17,8 @@ class Registry(Generic[T]):
         def deco(obj: T) -> T:
             if name in self._items:
                 raise ValueError(f"{self.kind} {name!r} registered twice")
+            if isinstance(obj, type) and "name" in dir(obj):
+                obj.name = name                      # the registered name is the class's name: said once
             self._items[name] = obj
             return obj
         return deco

@@ -31,7 +31,7 @@ def write_profile(path: Path, **section) -> Path:
 
 
 def comparable(table: pd.DataFrame) -> pd.DataFrame:
-    return table.drop(columns=["wall_s"]).reset_index(drop=True)
+    return table.drop(columns=["wall_s", "git_revision"]).reset_index(drop=True)   # provenance, not results
 
 
 def test_grid_has_dense_once_per_dataset_model_seed_fold(tmp_path: Path):

@@ -2,8 +2,8 @@
 
 A method file only says *what* to score (or which hooks to run); *when* is its base class:
 - `DenseMethod`: fine-tune without pruning (the reference every sparse result is compared with).
-- `OneShotMethod`, timing `before`: score the pretrained weights, prune, fine-tune sparse (SNIP, Lee et al.
-  2019; OMP / random before training, Liu, Chen et al. 2023); timing `after`: prune the dense fine-tuned
+- `BeforeMethod`: score the pretrained weights with the class's `score`, prune, fine-tune sparse (SNIP, Lee et
+  al. 2019; OMP / random before training, Liu, Chen et al. 2023). `AfterMethod`: prune the dense fine-tuned
   model (`ctx.dense_model()`), retrain with the full schedule (Han et al. 2015).
 - timing `iterative` (LTH / IMP, Frankle & Carbin 2019) is the only one of its kind: see lth.py.
 - `DuringMethod`: the mask changes inside `fit` through hooks (GMP, RigL, oBERT).
@@ -24,6 +24,7 @@ from ..masks import MaskSet
 from ..scope import SCOPES, prunable
 from ..train import FitResult, TrainConfig, fit, resolve_device
 from . import scores
+from .scores import prune  # noqa: F401  (the Python API's `smc_lib.prune`)
 
 TIMINGS = ("dense", "before", "after", "iterative", "during")
 
@@ -117,60 +118,49 @@ class DenseMethod(Method):
         return self.fit(task, model, dataclasses.replace(cfg, distill=None), ctx, None), masks
 
 
-CRITERIA = ("omp", "random", "snip")
-
-
-def criterion_scores(criterion: str, task, model: nn.Module, params: dict[str, nn.Parameter], cfg: TrainConfig,
-                     snip_batches: int = 1) -> dict[str, torch.Tensor]:
-    """Scores of a one-shot criterion: omp |w|, random (seeded by cfg.seed), snip |ḡ ⊙ w|."""
-    if criterion == "omp":
-        return scores.magnitude(params)
-    if criterion == "random":
-        return scores.random(params, seed=cfg.seed)
-    if criterion == "snip":
-        return scores.snip(task, model, params, n_batches=snip_batches, batch_size=cfg.batch_size,
-                           seed=cfg.seed, device=resolve_device(cfg.device))
-    raise unknown("pruning criterion", criterion, list(CRITERIA))
-
-
-def prune(model: nn.Module, sparsity: float, criterion: str = "omp", scope: str = "all", layerwise: bool = False,
-          task=None, cfg: TrainConfig | None = None, **scope_kwargs: Any) -> MaskSet:
-    """One-shot pruning of `model` in place (the Python API's `smc_lib.prune`): score by `criterion`
-    (omp, random, snip — snip needs the `task`), keep the top 1 - sparsity over `scope`, zero the rest."""
-    check_sparsity(sparsity)
-    if criterion not in CRITERIA:
-        raise unknown("pruning criterion", criterion, list(CRITERIA))
-    if criterion == "snip" and task is None:
-        raise SMCError("prune(criterion='snip') needs the task whose loss gives the gradients: pass task=...")
-    params = prunable(model, scope, **scope_kwargs)
-    cfg = cfg or TrainConfig(device=str(next(model.parameters()).device))
-    masks = MaskSet.from_scores(criterion_scores(criterion, task, model, params, cfg), sparsity, layerwise)
-    masks.apply(model)
-    return masks
-
-
 class OneShotMethod(Method):
-    """Score once, prune to the target (global or layer-wise), then train the sparse model with `cfg`."""
+    """Score once with the class's `score` function (`scores.omp_score`, ...), prune to the target (global or
+    layer-wise), then train the sparse model with `cfg`. The timing is the subclass: `BeforeMethod` scores the
+    pretrained weights, `AfterMethod` the dense fine-tuned ones."""
 
-    timing = "before"
-    criterion: ClassVar[str] = "omp"
+    score: ClassVar[Callable[..., dict[str, torch.Tensor]]] = staticmethod(scores.omp_score)
 
     def initial_masks(self, task, model: nn.Module, cfg: TrainConfig, ctx: MethodContext) -> MaskSet:
         params = self.params(model, ctx)
         model.to(resolve_device(cfg.device))
-        s = criterion_scores(self.criterion, task, model, params, cfg, self.options.get("snip_batches", 1))
+        s = type(self).score(params, task=task, model=model, batch_size=cfg.batch_size, seed=cfg.seed,
+                             device=resolve_device(cfg.device), **self.options)
         return MaskSet.from_scores(s, self.sparsity, self.layerwise)
 
+    def start(self, task, model: nn.Module, cfg: TrainConfig, ctx: MethodContext) -> nn.Module:
+        """The weights that are scored and then trained sparse."""
+        return model
+
     def run(self, task, model, cfg, ctx):
-        if self.timing == "after":
-            model = self.dense_model(task, model, cfg, ctx)
+        model = self.start(task, model, cfg, ctx)
         masks = self.initial_masks(task, model, cfg, ctx)
         masks.apply(model)
         return self.fit(task, model, cfg, ctx, masks), masks
 
 
+class BeforeMethod(OneShotMethod):
+    """Prune the pretrained weights, then fine-tune sparse (SNIP, OMP / random before training)."""
+
+    timing = "before"
+
+
+class AfterMethod(OneShotMethod):
+    """Prune the dense fine-tuned model (`ctx.dense_model()`), then retrain with the full schedule (Han et al.)."""
+
+    timing = "after"
+
+    def start(self, task, model, cfg, ctx):
+        return self.dense_model(task, model, cfg, ctx)
+
+
 class DuringMethod(OneShotMethod):
-    """Start from `initial_masks` (dense for gradual pruning) and let `hooks()` change the mask in `fit`."""
+    """Start from `initial_masks` (the `score`'s mask for RigL, dense for gradual pruning) and let `hooks()`
+    change the mask inside `fit`."""
 
     timing = "during"
 

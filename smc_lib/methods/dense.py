@@ -8,5 +8,4 @@ from .base import DenseMethod
 
 @register_method("dense")
 class Dense(DenseMethod):
-    name = "dense"
     paper = "Liu, Chen et al. 2023 (SMC-Bench): dense fine-tuning baseline"

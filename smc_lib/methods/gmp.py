@@ -47,7 +47,6 @@ class GradualPruning:
 class GradualMethod(DuringMethod):
     """Base of gradual pruning methods: dense start, `GradualPruning` with `prune_step` as the criterion."""
 
-    criterion = "dense"
     defaults = {"start": 0.1, "end": 0.8, "frequency": None, "initial": 0.0, "lr_rewind": False}
 
     def check_options(self) -> None:
@@ -74,7 +73,6 @@ class GradualMethod(DuringMethod):
 
 @register_method("gmp")
 class GMP(GradualMethod):
-    name = "gmp"
     paper = "Zhu & Gupta 2017, To prune, or not to prune (gradual magnitude pruning, cubic schedule)"
 
     def prune_step(self, state, sparsity: float) -> MaskSet:

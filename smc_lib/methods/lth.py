@@ -47,7 +47,7 @@ class Snapshot:
 
 @register_method("lth")
 class LTH(Method):
-    name, timing = "lth", "iterative"
+    timing = "iterative"
     paper = "Frankle & Carbin 2019 (LTH/IMP); Chen et al. 2020 (LTH for pre-trained BERT, rewind to pretrained)"
     defaults = {"rate": 0.2, "rewind": 0}
     keeps_weights = True          # each round's weights and mask start the next round
@@ -104,6 +104,5 @@ class LTH(Method):
 
 @register_method("lth_norewind")
 class LTHNoRewind(LTH):
-    name = "lth_norewind"
     paper = "Frankle & Carbin 2019 (IMP) without rewinding: the trained weights are pruned and fine-tuned again"
     defaults = {"rate": 0.2, "rewind": None}

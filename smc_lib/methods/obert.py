@@ -20,7 +20,6 @@ from .gmp import GradualMethod
 
 @register_method("obert")
 class OBERT(GradualMethod):
-    name = "obert"
     default_scope = "encoder"      # Appendix C / Kurtic et al.: embeddings and heads stay dense
     version = 2                    # 2: masked Fisher gradients, padded blocks, scope encoder by default
     paper = "Kurtic et al. 2022, The Optimal BERT Surgeon (block-Fisher OBS pruning with weight update)"

@@ -15,7 +15,7 @@ from .lth import LTH
 
 @register_method("obert_imp")
 class OBERTIMP(LTH):
-    name, timing = "obert_imp", "iterative"
+    timing = "iterative"
     paper = "Liu, Chen et al. 2023 App. C.2; Kurtic et al. 2022: oBERT pruning in IMP rounds with LR rewinding and KD"
     defaults = {"rate": 0.2, "rewind": None, "block_size": 50, "damping": 1e-7, "grads": 128,
                 "grad_batch_size": None, "fisher_dtype": "float32"}

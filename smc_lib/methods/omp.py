@@ -5,16 +5,17 @@ sparse; `omp_after` prunes the dense fine-tuned model and retrains it with the f
 from __future__ import annotations
 
 from . import register_method
-from .base import OneShotMethod
+from . import scores
+from .base import AfterMethod, BeforeMethod
 
 
 @register_method("omp_before")
-class OMPBefore(OneShotMethod):
-    name, timing, criterion = "omp_before", "before", "omp"
+class OMPBefore(BeforeMethod):
+    score = staticmethod(scores.omp_score)
     paper = "Han et al. 2015; Chen et al. 2020 (magnitude pruning of the pretrained weights)"
 
 
 @register_method("omp_after")
-class OMPAfter(OneShotMethod):
-    name, timing, criterion = "omp_after", "after", "omp"
+class OMPAfter(AfterMethod):
+    score = staticmethod(scores.omp_score)
     paper = "Han et al. 2015 (magnitude pruning after fine-tuning, then retraining)"

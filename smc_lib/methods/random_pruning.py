@@ -5,16 +5,17 @@ retrains it with the full schedule."""
 from __future__ import annotations
 
 from . import register_method
-from .base import OneShotMethod
+from . import scores
+from .base import AfterMethod, BeforeMethod
 
 
 @register_method("random_before")
-class RandomBefore(OneShotMethod):
-    name, timing, criterion = "random_before", "before", "random"
+class RandomBefore(BeforeMethod):
+    score = staticmethod(scores.random_score)
     paper = "Liu et al. 2022, The Unreasonable Effectiveness of Random Pruning (ICLR)"
 
 
 @register_method("random_after")
-class RandomAfter(OneShotMethod):
-    name, timing, criterion = "random_after", "after", "random"
+class RandomAfter(AfterMethod):
+    score = staticmethod(scores.random_score)
     paper = "Liu et al. 2022, The Unreasonable Effectiveness of Random Pruning (ICLR)"

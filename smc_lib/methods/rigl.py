@@ -10,7 +10,7 @@ import torch
 from ..errors import SMCError
 from ..masks import MaskSet
 from ..schedules import rigl_drop_fraction, rigl_update_steps
-from . import register_method
+from . import register_method, scores
 from .base import DuringMethod, named_params, set_masks
 
 
@@ -81,17 +81,17 @@ class RigL(DuringMethod):
 
 @register_method("random_rigl")
 class RandomRigL(RigL):
-    name, criterion = "random_rigl", "random"
+    score = staticmethod(scores.random_score)
     paper = "Evci et al. 2020, Rigging the Lottery (RigL), from a random mask"
 
 
 @register_method("omp_rigl")
 class OMPRigL(RigL):
-    name, criterion = "omp_rigl", "omp"
+    score = staticmethod(scores.omp_score)
     paper = "Evci et al. 2020, Rigging the Lottery (RigL), from a one-shot magnitude mask"
 
 
 @register_method("snip_rigl")
 class SNIPRigL(RigL):
-    name, criterion = "snip_rigl", "snip"
+    score = staticmethod(scores.snip_score)
     paper = "Evci et al. 2020, Rigging the Lottery (RigL), from a SNIP mask (Lee et al. 2019)"

@@ -14,14 +14,17 @@ global or layer-wise mask.
 from __future__ import annotations
 
 import itertools
-from typing import Iterator, Mapping
+from typing import Any, Iterator, Mapping
 
 import torch
 from torch import Tensor
 from tqdm import tqdm
 
-from ..errors import SMCError
+from ..errors import SMCError, check_sparsity, unknown
 from ..linalg import add_gram, map_blocks, one_cpu_thread, safe_cholesky, spd_inverse_
+from ..masks import MaskSet
+from ..scope import prunable
+from ..train import TrainConfig, resolve_device
 
 Params = Mapping[str, Tensor]
 
@@ -35,6 +38,27 @@ def random(params: Params, seed: int = 0) -> dict[str, Tensor]:
     """Uniform random scores from a CPU generator, so the mask is the same on every device."""
     gen = torch.Generator().manual_seed(int(seed))
     return {n: torch.rand(p.shape, generator=gen).to(p.device) for n, p in params.items()}
+
+
+def omp_score(params: Params, **_) -> dict[str, Tensor]:
+    """One-shot magnitude (OMP): |w|."""
+    return magnitude(params)
+
+
+def random_score(params: Params, seed: int = 0, **_) -> dict[str, Tensor]:
+    """Random pruning: seeded uniform scores."""
+    return random(params, seed=seed)
+
+
+def snip_score(params: Params, task=None, model=None, batch_size: int = 16, seed: int = 0, snip_batches: int = 1,
+               device: str | torch.device = "cpu", **_) -> dict[str, Tensor]:
+    """SNIP: |ḡ ⊙ w| from `snip_batches` gradient batches of `task`."""
+    if task is None or model is None:
+        raise SMCError("SNIP scores need the task whose loss gives the gradients (task=..., model=...)")
+    return snip(task, model, params, n_batches=int(snip_batches), batch_size=batch_size, seed=seed, device=device)
+
+
+ONE_SHOT = {"omp": omp_score, "random": random_score, "snip": snip_score}   # `smc_lib.prune(criterion=...)`
 
 
 # ---------------------------------------------------------------------------------------------- gradients
@@ -195,3 +219,21 @@ def obs_update(weight: Tensor, finv: Tensor, pruned: Tensor, chunk: int = 2048) 
         out[lo:hi] = -(fi @ x).squeeze(-1).float()
     map_blocks(update, nb, chunk, weight.device)
     return out.reshape(-1)[: weight.numel()].reshape(weight.shape)
+
+
+# ------------------------------------------------------------------------------------------- the Python API
+def prune(model: torch.nn.Module, sparsity: float, criterion: str = "omp", scope: str = "all", layerwise: bool = False,
+          task=None, cfg: TrainConfig | None = None, **scope_kwargs: Any) -> MaskSet:
+    """One-shot pruning of `model` in place (the Python API's `smc_lib.prune`): score by `criterion`
+    (`ONE_SHOT`: omp, random, snip — snip needs the `task`), keep the top 1 - sparsity over `scope`,
+    zero the rest."""
+    check_sparsity(sparsity)
+    if criterion not in ONE_SHOT:
+        raise unknown("pruning criterion", criterion, list(ONE_SHOT))
+    params = prunable(model, scope, **scope_kwargs)
+    cfg = cfg or TrainConfig(device=str(next(model.parameters()).device))
+    s = ONE_SHOT[criterion](params, task=task, model=model, batch_size=cfg.batch_size, seed=cfg.seed,
+                            device=resolve_device(cfg.device))
+    masks = MaskSet.from_scores(s, sparsity, layerwise)
+    masks.apply(model)
+    return masks

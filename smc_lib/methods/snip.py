@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from ..errors import SMCError
 from . import register_method
-from .base import OneShotMethod
+from . import scores
+from .base import BeforeMethod
 
 
 @register_method("snip")
-class SNIP(OneShotMethod):
-    name, timing, criterion = "snip", "before", "snip"
+class SNIP(BeforeMethod):
+    score = staticmethod(scores.snip_score)
     paper = "Lee et al. 2019, SNIP: Single-shot Network Pruning based on Connection Sensitivity (ICLR)"
     defaults = {"snip_batches": 1}
 
