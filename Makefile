@@ -40,8 +40,9 @@ test-slow: data
 	$(BIN)/python -m pytest -q -m slow
 
 # --no-browser: works without a display; --allow-root: Jupyter refuses root otherwise (containers, CI boxes).
+# LAB_ARGS: more options, e.g. LAB_ARGS="--port=8899 --ServerApp.token=secret".
 lab: data
-	$(BIN)/jupyter lab --notebook-dir=notebooks --no-browser $$( [ "$$(id -u)" = 0 ] && echo --allow-root )
+	$(BIN)/jupyter lab --notebook-dir=notebooks --no-browser $$( [ "$$(id -u)" = 0 ] && echo --allow-root ) $(LAB_ARGS)
 
 # Headless Chromium for the report's browser test (Debian packages).
 browser:

@@ -22,7 +22,8 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except SMCError as e:
-            click.echo(f"error: {e}", err=True)
+            fresh = "\n" if sys.stderr.isatty() else ""      # a progress bar may hold the terminal's last line
+            click.echo(f"{fresh}error: {e}", err=True)
             sys.exit(1)
 
 
