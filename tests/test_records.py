@@ -255,3 +255,22 @@ def test_dense_dependency_is_the_plain_dense_run(tmp_path: Path):
         {"dense", "lth_norewind"}
     odd = dataclasses.replace(plain, train={**TOY_TRAIN, "distill": {"weight": 0.5, "temperature": 2.0}})
     execute(odd, store)                                      # used to deadlock on its own lock
+
+
+def test_provenance_names_a_local_model_by_its_weights_and_a_hub_model_by_its_commit(tmp_path: Path):
+    from smc_lib.tasks.hub import provenance
+
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "model.safetensors").write_bytes(b"weights")
+    local = provenance(str(tmp_path / "m"))
+    assert local["path"].endswith("/m") and not local["path"].startswith("/")
+    assert len(local["sha256"]["model.safetensors"]) == 64
+
+    class Config:
+        _commit_hash = "abc123"
+
+    class Model:
+        config = Config()
+
+    assert provenance("facebook/mbart-large-cc25", Model()) == {"hub": "facebook/mbart-large-cc25", "revision": "abc123"}
+    assert provenance("org/model", None, "v1.0")["revision"] == "v1.0"

@@ -24,6 +24,7 @@ from ..readers import read_jsonl
 from ..train import TrainConfig
 from . import register_task
 from .base import ClassificationTask
+from .hub import provenance
 
 MODEL_ALIASES = ("minilm", "tiny-random")  # packaged MiniLM; a tiny random-init BERT for tests
 WINOGRANDE_TRAIN_PERCENT = 80
@@ -193,10 +194,10 @@ def resolve_model(model: str) -> str:
 
 
 @functools.lru_cache(maxsize=4)
-def load_tokenizer(model: str):
+def load_tokenizer(model: str, revision: str | None = None):
     """The model's tokenizer (cached: a sweep builds many tasks); "tiny-random" uses MiniLM's vocabulary."""
     from transformers import AutoTokenizer
-    return AutoTokenizer.from_pretrained(resolve_model(model))
+    return AutoTokenizer.from_pretrained(resolve_model(model), revision=revision)
 
 
 def tiny_config(vocab_size: int, dropout: float):
@@ -233,11 +234,12 @@ class CommonsenseTask(ClassificationTask):
     def __init__(self, dataset: str, model: str = "minilm", data_dir: Path | str = "data",
                  fold: int | None = None, seed: int = 0, max_length: int = 128,
                  max_train: int | None = None, max_eval: int | None = None,
-                 eval_batch_size: int = 64, dropout: float = 0.1, **params):
+                 eval_batch_size: int = 64, dropout: float = 0.1, revision: str | None = None, **params):
         super().__init__(dataset, model, data_dir, fold, seed)
+        self.revision, self.loaded = revision, {}
         if params:
             raise SMCError(f"unknown commonsense params {sorted(params)}; known: max_length, max_train, "
-                           "max_eval, eval_batch_size, dropout")
+                           "max_eval, eval_batch_size, dropout, revision")
         self.max_length, self.dropout = int(max_length), float(dropout)
         self.limits = {"train": max_train, "dev": max_eval, "test": max_eval}
         self.eval_batch_size = int(eval_batch_size)
@@ -251,7 +253,7 @@ class CommonsenseTask(ClassificationTask):
 
     @property
     def tokenizer(self):
-        return load_tokenizer(self.model_name)
+        return load_tokenizer(self.model_name, self.revision)
 
     def examples(self, split: str) -> list[Example]:
         """The split's examples, cut to a fixed seed-independent subset when max_train / max_eval is set."""
@@ -310,12 +312,17 @@ class CommonsenseTask(ClassificationTask):
         if self.model_name == "tiny-random":
             return AutoModelForMultipleChoice.from_config(tiny_config(len(self.tokenizer), self.dropout))
         try:
-            return AutoModelForMultipleChoice.from_pretrained(
+            model = AutoModelForMultipleChoice.from_pretrained(
                 resolve_model(self.model_name), hidden_dropout_prob=self.dropout,
-                attention_probs_dropout_prob=self.dropout)
+                attention_probs_dropout_prob=self.dropout, revision=self.revision)
+            self.loaded = provenance(resolve_model(self.model_name), model, self.revision)
+            return model
         except OSError as e:
             raise SMCError(f"cannot load model {self.model_name!r} ({e.__class__.__name__}); give a local "
                            "path, 'minilm', or a hub name that is cached (HF_HUB_OFFLINE=1)") from None
+
+    def record_info(self) -> dict:
+        return {"model": self.loaded or {"init": self.model_name}}
 
     def logits(self, model, batch: dict) -> torch.Tensor:
         """Choice scores [batch, choices]."""

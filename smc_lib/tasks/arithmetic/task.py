@@ -20,7 +20,8 @@ from .. import register_task
 from ..base import Task
 from .batch import collate
 from .data import DATASETS, OutputVocab, Problem, answer_correct, evaluate_prefix, load_split
-from .embed import RANDOM, build_embedder, build_featurizer, input_words
+from ..hub import provenance
+from .embed import RANDOM, build_embedder, build_featurizer, input_words, resolve_embedder
 from .graph2tree import Graph2Tree
 from .gts import GTS, ModelConfig
 
@@ -101,6 +102,8 @@ class ArithmeticTask(Task):
         """A fresh model: pretrained embedder weights (or a new random embedding) and a new GTS / Graph2Tree."""
         torch.manual_seed(self.seed)
         embedder = build_embedder(self.embedder_name, self.featurizer, self.embedding_dim)
+        if self.embedder_name != RANDOM:
+            self.loaded = provenance(resolve_embedder(self.embedder_name), getattr(embedder, "model", None))
         return MODELS[self.model_name](embedder, self.vocab, self.model_cfg)
 
     def loss(self, model, batch: dict) -> torch.Tensor:
@@ -129,6 +132,9 @@ class ArithmeticTask(Task):
 
     def eval_size(self, split: str) -> int:
         return len(self.problems(split))
+
+    def record_info(self) -> dict:
+        return {"embedder": getattr(self, "loaded", None) or {"init": self.embedder_name}}
 
     def target_value(self, p: Problem) -> float:
         return p.answer if self.metric_target == "answer" else evaluate_prefix(p.equation, p.numbers)

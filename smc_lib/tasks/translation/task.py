@@ -31,6 +31,7 @@ from ...errors import SMCError
 from ...train import TrainConfig
 from .. import register_task
 from ..base import Task
+from ..hub import provenance
 from .data import DATASETS, EVAL_LANGS, LANGS, SETS, Pair, bleu_tokenizer, directions, load_direction, monolingual
 
 SPECIALS = {"pad_id": 0, "unk_id": 1, "bos_id": 2, "eos_id": 3}
@@ -76,11 +77,11 @@ def shared_vocab(data_dir: str, source: str, size: int) -> SharedVocab:
 class HubVocab:
     """mBART's own tokenizer (`facebook/mbart-large-cc25` or a local folder)."""
 
-    def __init__(self, name: str):
+    def __init__(self, name: str, revision: str | None = None):
         from transformers import AutoTokenizer
 
         try:
-            self.tok = AutoTokenizer.from_pretrained(name)
+            self.tok = AutoTokenizer.from_pretrained(name, revision=revision)
         except OSError as e:
             raise SMCError(f"cannot load the tokenizer of {name!r} ({type(e).__name__}); give mbart-tiny, a local "
                            "folder, or a hub name on a host with a network") from None
@@ -100,7 +101,8 @@ class HubVocab:
 class TranslationTask(Task):
     """Params: source (flores200 | opus100), vocab_size (mbart-tiny's sentencepiece), d_model, layers, heads,
     ffn_dim, dropout, attention_dropout, label_smoothing, max_len (tokens per side), max_train (pairs per
-    direction), max_eval (sentences per evaluation direction), beam_size, eval_batch_size."""
+    direction), max_eval (sentences per evaluation direction), beam_size, eval_batch_size, revision (the hub
+    commit a named model is pinned to)."""
 
     name = "translation"
     datasets = DATASETS
@@ -112,7 +114,7 @@ class TranslationTask(Task):
                  layers: int = 2, heads: int = 4, ffn_dim: int = 256, dropout: float = 0.1,
                  attention_dropout: float = 0.1, label_smoothing: float = 0.2, max_len: int = 96,
                  max_train: int | None = None, max_eval: int | None = 50, beam_size: int = 1,
-                 eval_batch_size: int = 32, **params):
+                 eval_batch_size: int = 32, revision: str | None = None, **params):
         if params:
             raise SMCError(f"unknown translation params {sorted(params)}; see `help(TranslationTask)`")
         super().__init__(dataset, model, data_dir, fold, seed)
@@ -123,6 +125,7 @@ class TranslationTask(Task):
         self.limits = {"train": max_train, "test": max_eval}
         self.eval_batch_size = int(eval_batch_size)
         self.signatures: dict[str, str] = {}
+        self.revision, self.loaded = revision, {}
 
     # -- data
     def pairs(self, split: str) -> list[Pair]:
@@ -144,7 +147,7 @@ class TranslationTask(Task):
     def vocab(self):
         if self.model_name == "mbart-tiny":
             return shared_vocab(str(self.data_dir.resolve()), self.source, self.vocab_size)
-        return HubVocab(self.model_name)
+        return HubVocab(self.model_name, self.revision)
 
     def _ids(self, text: str) -> list[int]:
         return self.vocab.encode(text)[: self.max_len - 2]
@@ -176,8 +179,11 @@ class TranslationTask(Task):
         torch.manual_seed(self.seed)
         if self.model_name != "mbart-tiny":
             try:
-                return MBartForConditionalGeneration.from_pretrained(
-                    self.model_name, dropout=self.arch["dropout"], attention_dropout=self.arch["attention_dropout"])
+                model = MBartForConditionalGeneration.from_pretrained(
+                    self.model_name, dropout=self.arch["dropout"], attention_dropout=self.arch["attention_dropout"],
+                    revision=self.revision)
+                self.loaded = provenance(self.model_name, model, self.revision)
+                return model
             except OSError as e:
                 raise SMCError(f"cannot load {self.model_name!r} ({type(e).__name__}); give mbart-tiny, a local "
                                "folder, or a hub name on a host with a network") from None
@@ -235,6 +241,7 @@ class TranslationTask(Task):
 
     def record_info(self) -> dict:
         return {"bleu_signatures": dict(self.signatures), "source": self.source,
+                "model": self.loaded or {"init": self.model_name},
                 "evaluation": f"first {self.limits['test'] or 'all'} test sentences of each of the 20 directions, "
                               + ("greedy" if self.beam_size == 1 else f"beam {self.beam_size}")}
 
