@@ -133,7 +133,7 @@ def _provenance_html(table) -> str:
     if not len(table):
         return "<p>No records.</p>"
     runs = table.drop_duplicates([c for c in COLUMNS[:7]])
-    revs = runs["git_revision"].fillna("unknown").value_counts()
+    revs = runs["git_revision"].astype(object).where(runs["git_revision"].notna(), "unknown").value_counts()
     items = "".join(f"<li><code>{html.escape(str(r))}</code>: {n} records</li>" for r, n in revs.items())
     hours = runs["wall_s"].sum() / 3600
     return f"<ul id=\"revisions\">{items}</ul><p>Summed training time of these records: {hours:.1f} h.</p>"
