@@ -1,18 +1,22 @@
 """`smc data check`: every dataset under data/ is present, parseable, has its fields and record counts.
 
 The expected counts are those of `../shared/data/README.md` and each folder's SOURCE.txt; a mismatch
-means a truncated or replaced file.
+means a truncated or replaced file. Files a task reads are parsed by that task's own reader (`FileSpec.parse`),
+so a row `smc run` would reject (a `Numbers` cell that is not numbers, an answer key out of range, a residue
+that is not an amino acid) is reported here too, from the same code. Every file is checked, whatever fails.
 """
 from __future__ import annotations
 
+import importlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import SMCError
-from .readers import FIX, read_csv, read_fasta, read_jsonl, read_lines
+from .readers import FIX, read_csv, read_fasta, read_jsonl, read_lines, read_text
 
 ARITH = ["Question", "Numbers", "Equation", "Answer"]
+AR, CS, PR = "smc_lib.tasks.arithmetic.data:read_csv", "smc_lib.tasks.commonsense", "smc_lib.tasks.protein.data"
 CSQA = ["id", "question.stem", "question.choices"]
 FLORES_LANGS = ["eng_Latn", "fra_Latn", "ces_Latn", "deu_Latn", "guj_Gujr", "jpn_Jpan", "mya_Mymr",
                 "ron_Latn", "rus_Cyrl", "vie_Latn", "zho_Hans"]
@@ -25,36 +29,41 @@ class FileSpec:
     fmt: str             # csv | jsonl | fasta | lines | json
     count: int           # expected records
     fields: tuple = ()
+    parse: str = ""      # "module:function[:arg]" — the task reader whose row checks `smc run` applies
 
 
 def _specs() -> list[FileSpec]:
     s: list[FileSpec] = []
     mawps_dev, asdiv_dev = [384] * 5, [238, 238, 238, 237, 266]
     for k in range(5):
-        s += [FileSpec("arithmetic/mawps", f"arithmetic/mawps/cv_mawps/fold{k}/{sp}.csv", "csv", n, tuple(ARITH))
+        s += [FileSpec("arithmetic/mawps", f"arithmetic/mawps/cv_mawps/fold{k}/{sp}.csv", "csv", n, tuple(ARITH), AR)
               for sp, n in (("train", 1921 - mawps_dev[k]), ("dev", mawps_dev[k]))]
-        s += [FileSpec("arithmetic/asdiv-a", f"arithmetic/asdiv-a/cv_asdiv-a/fold{k}/{sp}.csv", "csv", n, tuple(ARITH))
-              for sp, n in (("train", 1217 - asdiv_dev[k]), ("dev", asdiv_dev[k]))]
+        s += [FileSpec("arithmetic/asdiv-a", f"arithmetic/asdiv-a/cv_asdiv-a/fold{k}/{sp}.csv", "csv", n,
+                       tuple(ARITH), AR) for sp, n in (("train", 1217 - asdiv_dev[k]), ("dev", asdiv_dev[k]))]
     sv = "arithmetic/svamp/mawps-asdiv-a_svamp"
-    s += [FileSpec("arithmetic/svamp", f"{sv}/train.csv", "csv", 3138, tuple(ARITH)),
-          FileSpec("arithmetic/svamp", f"{sv}/dev.csv", "csv", 1000, tuple(ARITH) + ("Type",)),
+    s += [FileSpec("arithmetic/svamp", f"{sv}/train.csv", "csv", 3138, tuple(ARITH), AR),
+          FileSpec("arithmetic/svamp", f"{sv}/dev.csv", "csv", 1000, tuple(ARITH) + ("Type",), AR),
           FileSpec("arithmetic/svamp", "arithmetic/svamp/SVAMP.json", "json", 1000, ("Body", "Question", "Equation", "Answer"))]
     cs = "commonsense/csqa"
-    s += [FileSpec(cs, f"{cs}/train_rand_split.jsonl", "jsonl", 9741, tuple(CSQA) + ("answerKey",)),
-          FileSpec(cs, f"{cs}/dev_rand_split.jsonl", "jsonl", 1221, tuple(CSQA) + ("answerKey",)),
+    s += [FileSpec(cs, f"{cs}/train_rand_split.jsonl", "jsonl", 9741, tuple(CSQA) + ("answerKey",), f"{CS}:read_csqa"),
+          FileSpec(cs, f"{cs}/dev_rand_split.jsonl", "jsonl", 1221, tuple(CSQA) + ("answerKey",), f"{CS}:read_csqa"),
           FileSpec(cs, f"{cs}/test_rand_split_no_answers.jsonl", "jsonl", 1140, tuple(CSQA)),
           FileSpec("commonsense/winogrande", "commonsense/winogrande/dev.jsonl", "jsonl", 1267,
-                   ("qID", "sentence", "option1", "option2", "answer"))]
+                   ("qID", "sentence", "option1", "option2", "answer"), f"{CS}:read_winogrande")]
     s += [FileSpec("commonsense/race", f"commonsense/race/{sp}/middle.jsonl", "jsonl", 1436,
-                   ("article", "question", "options", "answer")) for sp in ("validation", "test")]
+                   ("article", "question", "options", "answer"), f"{CS}:read_race") for sp in ("validation", "test")]
     hp = "protein/hotprotein_fusionprop"
     for name, n in (("s2c2_0_train", 1768), ("s2c2_0_test", 197), ("s2c5_0_train", 936), ("s2c5_0_test", 104)):
-        s.append(FileSpec("protein/hotprotein", f"{hp}/{name}.csv", "csv", n, ("sequence", "tgt_reg")))
-    s += [FileSpec("protein/thermoprot", f"protein/thermoprot/{c}.fasta", "fasta", 8000)
+        s.append(FileSpec("protein/hotprotein", f"{hp}/{name}.csv", "csv", n, ("sequence", "tgt_reg"),
+                          f"{PR}:read_hotprotein:hp-{name[:4]}"))
+    s += [FileSpec("protein/thermoprot", f"protein/thermoprot/{c}.fasta", "fasta", 8000, (), f"{PR}:read_checked_fasta")
           for c in ("psychrophilic", "mesophilic", "thermophilic", "hyperthermophilic")]
-    s += [FileSpec("protein/meltome", "protein/flip_meltome_biotrainer/meltome_cv_test.fasta", "fasta", 100),
-          FileSpec("protein/deeptm_tm50", "protein/deeptm_tm50/Tm50Train.csv", "csv", 6240, ("sequence", "tm")),
-          FileSpec("protein/deeptm_tm50", "protein/deeptm_tm50/Tm50Test.csv", "csv", 1550, ("sequence", "tm"))]
+    s += [FileSpec("protein/meltome", "protein/flip_meltome_biotrainer/meltome_cv_test.fasta", "fasta", 100, (),
+                   f"{PR}:read_flip_meltome"),
+          FileSpec("protein/deeptm_tm50", "protein/deeptm_tm50/Tm50Train.csv", "csv", 6240, ("sequence", "tm"),
+                   f"{PR}:read_deeptm"),
+          FileSpec("protein/deeptm_tm50", "protein/deeptm_tm50/Tm50Test.csv", "csv", 1550, ("sequence", "tm"),
+                   f"{PR}:read_deeptm")]
     for split, n in (("dev", 997), ("devtest", 1012)):
         s += [FileSpec("translation/flores200", f"translation/flores200/{split}/{lang}.{split}", "lines", n)
               for lang in FLORES_LANGS]
@@ -81,6 +90,9 @@ class CheckRow:
 
 
 def _count(spec: FileSpec, path: Path) -> int:
+    if spec.parse:
+        module, func, *arg = spec.parse.split(":")
+        return len(getattr(importlib.import_module(module), func)(path, *arg))
     if spec.fmt == "csv":
         return len(read_csv(path, spec.fields))
     if spec.fmt == "jsonl":
@@ -90,7 +102,7 @@ def _count(spec: FileSpec, path: Path) -> int:
     if spec.fmt == "lines":
         return len(read_lines(path))
     try:
-        items = json.loads(Path(path).read_text(encoding="utf-8"))
+        items = json.loads(read_text(path))
     except json.JSONDecodeError as e:
         raise SMCError(f"{path}:{e.lineno}: malformed JSON ({e.msg}); {FIX}") from None
     for i, it in enumerate(items):

@@ -126,6 +126,12 @@ def read_fasta(path: Path, alphabet: str = "ACDEFGHIKLMNPQRSTVWYXBZUOJ*-") -> li
     return records
 
 
+def read_text(path: Path) -> str:
+    """A whole text file, checked like every reader's input (present, UTF-8, no NUL byte)."""
+    with _open(path) as f:
+        return f.read()
+
+
 def read_lines(path: Path) -> list[str]:
     """Lines of a plain-text file (one sentence per line), without the newline."""
     with _open(path) as f:

@@ -78,6 +78,15 @@ CASES = [
     ("nul-byte-in-csv", lambda t: ["data", "check", "--data-dir", str(_csv_with(t, b"\x00"))], ["train.csv:6", "NUL"]),
     ("bad-utf8-in-csv", lambda t: ["data", "check", "--data-dir", str(_csv_with(t, b"\xff\xfe"))],
      ["train.csv:6", "UTF-8"]),
+    ("numbers-not-numbers", lambda t: ["data", "check", "--data-dir",
+                                       str(_edited(t, "arithmetic/mawps/cv_mawps/fold0/dev.csv", _numbers_abc))],
+     ["dev.csv", "line 2", "abc"]),
+    ("answer-key-out-of-range", lambda t: ["data", "check", "--data-dir",
+                                           str(_edited(t, "commonsense/csqa/dev_rand_split.jsonl", _answer_key_z))],
+     ["dev_rand_split.jsonl:1", "Z"]),
+    ("a-file-of-the-data-is-missing", lambda t: ["data", "check", "--data-dir",
+                                                 str(_edited(t, "commonsense/csqa/dev_rand_split.jsonl", str))],
+     ["SVAMP.json", "dvc pull"]),
     ("missing-data-dir", lambda t: ["data", "check", "--data-dir", str(t / "nodata")], ["nodata"]),
     ("report-no-notebooks", lambda t: ["report", "--profile", "smoke", "--notebooks", str(t / "none"),
                                        "--out", str(t / "r")], ["none"]),
@@ -87,6 +96,35 @@ CASES = [
     ("sparsity-for-dense", lambda t: ["run", "--task", "toy", "--dataset", "toy", "--method", "dense", "--sparsity",
                                       "0.5", "--profile", str(profile(t))], ["dense"]),
 ]
+
+
+def _edited(tmp: Path, rel: str, edit) -> Path:
+    """A copy of one dataset folder with `edit(text) -> text` applied to one file."""
+    if not DATA.is_dir():
+        pytest.skip("data/ not pulled (run `make data`)")
+    top = rel.split("/")[0]
+    shutil.copytree(DATA / top, tmp / "data" / top)
+    path = tmp / "data" / rel
+    path.write_text(edit(path.read_text(encoding="utf-8-sig")), encoding="utf-8")
+    return tmp / "data"
+
+
+def _numbers_abc(text: str) -> str:
+    import csv
+    import io
+
+    rows = list(csv.reader(io.StringIO(text)))
+    rows[1][rows[0].index("Numbers")] = "abc"
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerows(rows)
+    return out.getvalue()
+
+
+def _answer_key_z(text: str) -> str:
+    lines = text.splitlines()
+    first = json.loads(lines[0])
+    lines[0] = json.dumps({**first, "answerKey": "Z"})
+    return "\n".join(lines) + "\n"
 
 
 def _write(path: Path, text: str) -> Path:

@@ -139,6 +139,11 @@ def read_fasta(path: Path) -> list[tuple[str, str]]:
     return [(h, "".join(p)) for h, p in records]
 
 
+def read_checked_fasta(path: Path) -> list[tuple[str, str]]:
+    """A FASTA file whose every sequence passes `check_sequence` (file, record and position named)."""
+    return [(h, check_sequence(seq, path, f"{h!r} (#{i + 1})")) for i, (h, seq) in enumerate(read_fasta(path))]
+
+
 def _test_split(uid: str) -> bool:
     return int(hashlib.sha256(uid.encode()).hexdigest()[:8], 16) % 100 < TEST_PERCENT
 
