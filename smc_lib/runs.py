@@ -30,6 +30,7 @@ import json
 import os
 import platform
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -170,15 +171,15 @@ def validate(cfg: RunConfig) -> None:
 
 
 def check_writable(folder: Path | str, what: str) -> None:
-    """`folder` is (or can be made) a writable directory, or an SMCError naming it."""
+    """`folder` is (made) a directory this process can write a file into, or an SMCError naming it."""
     folder = Path(folder)
-    probe = folder
-    while not probe.exists():
-        probe = probe.parent
-    if not probe.is_dir():
-        raise SMCError(f"{what} {folder}: {probe} is not a directory; give a folder path")
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise SMCError(f"{what} {folder}: {probe} is not writable; choose a writable folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-check-"):
+            pass
+    except OSError as e:
+        raise SMCError(f"{what} {folder} is not a writable folder ({e.strerror or type(e).__name__}); "
+                       "choose another path") from None
 
 
 def make_task(cfg: RunConfig):
@@ -483,18 +484,28 @@ def _public_config(cfg: RunConfig) -> dict:
     return d
 
 
-def previous_round(prev: RunConfig, store: Store, task):
-    """(trained model, masks, rewind state or None) of an IMP chain's earlier round, computing it if needed."""
+def load_tensors(path: Path) -> dict:
+    """An artifact written by `save_tensors`, loaded with weights_only=True; a damaged one is an SMCError
+    naming it (delete it: it is recomputed from its record's config)."""
     import torch
 
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - truncated zips, bad pickles, ...: one message
+        raise SMCError(f"{path} is damaged ({type(e).__name__}); delete it (rm {path}) and rerun: it is "
+                       "recomputed") from None
+
+
+def previous_round(prev: RunConfig, store: Store, task):
+    """(trained model, masks, rewind state or None) of an IMP chain's earlier round, computing it if needed."""
     from .masks import MaskSet
 
     folder = artifacts(prev, store)
     model = task.build_model()
-    model.load_state_dict(torch.load(folder / "model.pt", map_location="cpu", weights_only=True))
-    masks = MaskSet(torch.load(folder / "masks.pt", map_location="cpu", weights_only=True))
+    model.load_state_dict(load_tensors(folder / "model.pt"))
+    masks = MaskSet(load_tensors(folder / "masks.pt"))
     rewind = folder / "rewind.pt"
-    start = torch.load(rewind, map_location="cpu", weights_only=True) if rewind.exists() else None
+    start = load_tensors(rewind) if rewind.exists() else None
     return model, masks, start
 
 
@@ -505,12 +516,10 @@ def _scope_kwargs(task) -> dict:
 
 def dense_model(cfg: RunConfig, store: StoreLike, data_dir: Path | str, task=None):
     """A fresh copy of the dense fine-tuned model of `cfg`'s dataset/model/seed/fold, training it once if needed."""
-    import torch
-
     dense = dataclasses.replace(cfg.dense(), data_dir=str(data_dir))
     folder = artifacts(dense, store)
     model = (task or make_task(dense)).build_model()
-    model.load_state_dict(torch.load(folder / "model.pt", map_location="cpu", weights_only=True))
+    model.load_state_dict(load_tensors(folder / "model.pt"))
     return model
 
 

@@ -68,13 +68,15 @@ CASES = [
     ("out-not-writable", lambda t: ["sweep", "toy", "--profile", str(profile(t)), "--out",
                                     str(_readonly(t) / "x.csv")], ["x.csv"]),
     ("out-under-a-file", lambda t: ["sweep", "toy", "--profile", str(profile(t)), "--out",
-                                    str(_write(t / "afile", "x") / "x.csv")], ["afile", "not a directory"]),
+                                    str(_write(t / "afile", "x") / "x.csv")], ["afile", "not a writable folder"]),
     ("ray-gpu-on-a-cpu-host", lambda t: ["sweep", "toy", "--profile", str(profile(t, executor="ray",
                                          ray={"num_gpus_per_run": 1}))], ["num_gpus_per_run", "0"]),
     ("ray-too-many-cpus", lambda t: ["sweep", "toy", "--profile", str(profile(t, executor="ray",
                                      ray={"num_cpus": 2, "num_cpus_per_run": 8}))], ["num_cpus_per_run", "8"]),
     ("store-not-a-directory", lambda t: ["run", "--task", "toy", "--dataset", "toy", "--method", "dense",
                                          "--profile", str(profile(t)), "--store", str(_write(t / "f", "x"))], ["f"]),
+    ("store-under-proc", lambda t: ["run", "--task", "toy", "--dataset", "toy", "--method", "dense",
+                                    "--profile", str(profile(t)), "--store", "/proc/smc-store"], ["/proc/smc-store"]),
     ("nul-byte-in-csv", lambda t: ["data", "check", "--data-dir", str(_csv_with(t, b"\x00"))], ["train.csv:6", "NUL"]),
     ("bad-utf8-in-csv", lambda t: ["data", "check", "--data-dir", str(_csv_with(t, b"\xff\xfe"))],
      ["train.csv:6", "UTF-8"]),
@@ -179,3 +181,17 @@ def test_bad_input_is_one_clear_line_and_trains_nothing(case, argv, expect, tmp_
     assert lines and any(all(needle in ln for needle in expect) for ln in lines), result.output
     assert not trained
     assert not list(tmp_path.rglob("*.lock"))
+
+
+def test_a_truncated_dense_model_is_named_before_an_after_method_trains(tmp_path, monkeypatch):
+    from smc_lib.runs import RunConfig, Store, execute, run_dir
+
+    store = Store(records=tmp_path / "r", artifacts=tmp_path / "a")
+    cfg = RunConfig(task="toy", dataset="toy", model="toy", method="dense", sparsity=0.0, device="cpu",
+                    task_params=TOY["toy"]["task"], train={"steps": 2})
+    execute(cfg, store)
+    weights = run_dir(cfg, store) / "model.pt"
+    weights.write_bytes(weights.read_bytes()[:100])                     # a truncated artifact
+    after = RunConfig(**{**cfg.as_dict(), "method": "omp_after", "sparsity": 0.5})
+    with pytest.raises(runs.SMCError, match=f"rm {weights}"):
+        execute(after, store)
