@@ -102,3 +102,14 @@ def similarity(records, methods=None) -> "pd.DataFrame":
         rows.append({"a": a, "b": b, "sparsity": s, "layer_corr": corr, "jaccard": jac,
                      "jaccard_random": (1 - s) / (1 + s)})
     return pd.DataFrame(rows, columns=["a", "b", "sparsity", "layer_corr", "jaccard", "jaccard_random"])
+
+
+def records_near(records, wanted, dataset: str | None = None) -> tuple[list, str | None, list[float]]:
+    """The sparse records of `dataset` (default: the first with any) at the levels nearest `wanted` (a level
+    or a list): what a section's layerwise chart draws. Returns (records, dataset, levels)."""
+    sparse = [r for r in records if r.config["method"] != "dense"]
+    dataset = dataset or (sparse[0].config["dataset"] if sparse else None)
+    mine = [r for r in sparse if r.config["dataset"] == dataset]
+    wanted = [wanted] if isinstance(wanted, (int, float)) else list(wanted)
+    levels = nearest_levels([r.config["sparsity"] for r in mine], wanted)
+    return [r for r in mine if r.config["sparsity"] in levels], dataset, levels
