@@ -28,7 +28,7 @@ from scipy.linalg import cython_lapack, lapack
 from torch import Tensor
 
 from .errors import SMCError
-from .runtime import torch_threads
+from .runtime import fast_paths, torch_threads
 
 _POTRF = {torch.float32: lapack.spotrf, torch.float64: lapack.dpotrf}
 
@@ -56,7 +56,7 @@ def map_blocks(fn: Callable[[int, int], object], n: int, chunk: int, device: tor
 
 
 def _numpy_ok(*tensors: Tensor) -> bool:
-    return all(t.device.type == "cpu" and t.dtype in _POTRF and not t.requires_grad for t in tensors)
+    return fast_paths() and all(t.device.type == "cpu" and t.dtype in _POTRF and not t.requires_grad for t in tensors)
 
 
 def add_gram(out: Tensor, x: Tensor, accumulate: bool, chunk: int = 2048) -> Tensor:

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from .errors import SMCError, check_sparsity
+from .runtime import fast_paths
 from .scope import layer_index, param_kind
 from .selection import ScoreView, count_true, prune_lowest
 
@@ -44,11 +45,12 @@ def _zero_pruned_numpy(w: np.ndarray, keep: np.ndarray, buf: np.ndarray) -> None
 
 def zero_pruned(params: list[Tensor], masks: list[Tensor]) -> None:
     """Zero the pruned weights in place: bit masking through NumPy on CPU, `_foreach_mul_` on CUDA."""
+    fast = fast_paths()
     with torch.no_grad():
         rest_p, rest_m = [], []
         buf = np.empty(_ZERO_CHUNK, np.int8)
         for p, m in zip(params, masks):
-            if p.is_cuda or p.dtype not in _NUMPY_DTYPES:
+            if p.is_cuda or p.dtype not in _NUMPY_DTYPES or not fast:
                 rest_p.append(p)
                 rest_m.append(m)
             else:

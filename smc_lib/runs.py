@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from .errors import SMCError, check_sparsity
+from .runtime import fast_paths
 
 DEFAULT_STORE = Path("outputs/runs")
 _NOT_HASHED = ("device", "data_dir")  # where a run executes does not change what it is (the data's content does)
@@ -103,7 +104,7 @@ class RunConfig:
 
         m = get_method(self.method)
         code = (get_task(self.task).version, m.version, get_method("dense").version,
-                json.dumps(m.defaults, sort_keys=True, default=str))
+                json.dumps(m.defaults, sort_keys=True, default=str), fast_paths())
         return _key(json.dumps(self.as_dict(), sort_keys=True, default=str), code)
 
     def dense(self) -> "RunConfig":
@@ -154,6 +155,8 @@ def resolve(cfg: RunConfig) -> dict[str, Any]:
            "data": data_fingerprint(task.data_files())}
     if method_cls.timing in ("after", "iterative") or (cfg.train.get("distill") and method_cls.timing != "dense"):
         out["method"]["dense_version"] = get_method("dense").version
+    if not fast_paths():                  # the plain paths round differently: another run (absent when on)
+        out["fast_paths"] = False
     return out
 
 

@@ -1,7 +1,16 @@
-"""Runtime settings shared by every layer: torch's CPU thread count for a block of work."""
+"""Runtime settings shared by every layer: torch's CPU thread count for a block of work, and the one switch
+for the CPU fast paths.
+
+Fast paths (each beside the plain-torch reference it must match, which runs on CUDA and is its test's oracle):
+the block-Fisher Cholesky and Gram products through NumPy / LAPACK (`linalg`), the GRU recurrence with a
+hand-written backward (`tasks/arithmetic/rnn.py`), the tree decoder's batched weight gradients (`LinearTape`)
+and mask zeroing on the float bits (`masks.zero_pruned`). `SMC_FAST_PATHS=0` switches them all off; the two
+paths round differently, so the setting enters every run key when off (`runs.resolve`).
+"""
 from __future__ import annotations
 
 import contextlib
+import os
 from typing import Iterator
 
 import torch
@@ -19,3 +28,11 @@ def torch_threads(n: int | None) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(old)
+
+
+FAST_PATHS_ENV = "SMC_FAST_PATHS"
+
+
+def fast_paths() -> bool:
+    """The CPU fast paths are on unless the environment says SMC_FAST_PATHS=0 (or false / off / no)."""
+    return os.environ.get(FAST_PATHS_ENV, "1").strip().lower() not in ("0", "false", "off", "no")

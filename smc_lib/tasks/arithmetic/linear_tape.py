@@ -23,6 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ...runtime import fast_paths
+
 _ACTIVE: contextvars.ContextVar[dict[nn.Linear, "_Record"] | None] = contextvars.ContextVar("linear_tape",
                                                                                              default=None)
 SKINNY_ROWS = 8
@@ -40,7 +42,7 @@ def plain_linear() -> Iterator[None]:
 
 
 def _forward(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
-    if x.dim() == 2 and x.size(0) <= SKINNY_ROWS and x.device.type == "cpu" and not _PLAIN.get():
+    if x.dim() == 2 and x.size(0) <= SKINNY_ROWS and x.device.type == "cpu" and not _PLAIN.get() and fast_paths():
         out = torch.mm(weight, x.t()) if bias is None else torch.addmm(bias[:, None], weight, x.t())
         return out.t()
     return F.linear(x, weight, bias)
@@ -120,7 +122,8 @@ class LinearTape:
         self.modules = [m for m in modules if isinstance(m, nn.Linear)]
 
     def __enter__(self) -> "LinearTape":
-        self._reset = _ACTIVE.set({m: _Record() for m in self.modules} if torch.is_grad_enabled() else None)
+        on = torch.is_grad_enabled() and fast_paths() and not any(m.weight.is_cuda for m in self.modules)
+        self._reset = _ACTIVE.set({m: _Record() for m in self.modules} if on else None)   # off: plain autograd
         return self
 
     def __exit__(self, *exc) -> None:

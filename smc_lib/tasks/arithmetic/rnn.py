@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ...runtime import fast_paths
+
 
 def _small_batch_mm(w: Tensor, h: Tensor) -> Tensor:
     """h @ wᵀ for a handful of rows h (B, K) and a large row-major w (N, K), as a new contiguous (B, N).
@@ -92,6 +94,25 @@ class _GRUFunction(torch.autograd.Function):
         return d_x, None, flat_gi.t() @ xs, flat_gh.t() @ hs, flat_gi.sum(0), flat_gh.sum(0)
 
 
+def gru_reference(x: Tensor, valid: Tensor | None, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor, b_hh: Tensor) -> Tensor:
+    """The plain-autograd GRU layer `_GRUFunction` must match (same equations as `torch.nn.GRU`, padded steps
+    output 0): the path on CUDA and with SMC_FAST_PATHS=0, and the oracle of its test."""
+    H = w_hh.size(1)
+    gi = F.linear(x, w_ih, b_ih)
+    if valid is not None:                 # padded steps see no input, as in the fast path
+        gi = gi.masked_fill(~valid.unsqueeze(-1), 0.0)
+    h, outs = x.new_zeros(x.size(1), H), []
+    for t in range(x.size(0)):
+        gh = F.linear(h, w_hh, b_hh)
+        r = torch.sigmoid(gi[t, :, :H] + gh[:, :H])
+        z = torch.sigmoid(gi[t, :, H: 2 * H] + gh[:, H: 2 * H])
+        n = torch.tanh(gi[t, :, 2 * H:] + r * gh[:, 2 * H:])
+        h = (1 - z) * n + z * h
+        outs.append(h)
+    out = torch.stack(outs)
+    return out if valid is None else out.masked_fill(~valid.unsqueeze(-1), 0.0)
+
+
 class GRULayer(nn.Module):
     """Parameters named and initialised like one direction of one layer of `nn.GRU`."""
 
@@ -107,7 +128,10 @@ class GRULayer(nn.Module):
 
     def forward(self, x: Tensor, valid: Tensor | None = None) -> Tensor:
         """x (T, B, E) → hidden states (T, B, H), 0 where `valid` (T, B) is False."""
-        return _GRUFunction.apply(x, valid, self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
+        args = (x, valid, self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
+        if x.device.type == "cpu" and fast_paths():
+            return _GRUFunction.apply(*args)
+        return gru_reference(*args)
 
 
 def reverse_within(x: Tensor, lengths: Tensor) -> Tensor:
