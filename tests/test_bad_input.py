@@ -195,3 +195,17 @@ def test_a_truncated_dense_model_is_named_before_an_after_method_trains(tmp_path
     after = RunConfig(**{**cfg.as_dict(), "method": "omp_after", "sparsity": 0.5})
     with pytest.raises(runs.SMCError, match=f"rm {weights}"):
         execute(after, store)
+
+
+def test_a_ray_sweep_asking_for_a_gpu_on_a_cpu_host_fails_within_seconds(tmp_path, monkeypatch):
+    """It used to wait forever at 0 / N: the check runs before the local cluster starts."""
+    import time
+
+    import ray
+
+    monkeypatch.setattr(ray, "init", lambda *a, **k: (_ for _ in ()).throw(AssertionError("cluster started")))
+    start = time.monotonic()
+    result = CliRunner().invoke(main, ["sweep", "toy", "--profile",
+                                       str(profile(tmp_path, executor="ray", ray={"num_gpus_per_run": 1}))])
+    assert result.exit_code == 1 and "num_gpus_per_run" in result.output
+    assert time.monotonic() - start < 15
