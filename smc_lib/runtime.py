@@ -36,3 +36,17 @@ FAST_PATHS_ENV = "SMC_FAST_PATHS"
 def fast_paths() -> bool:
     """The CPU fast paths are on unless the environment says SMC_FAST_PATHS=0 (or false / off / no)."""
     return os.environ.get(FAST_PATHS_ENV, "1").strip().lower() not in ("0", "false", "off", "no")
+
+
+@contextlib.contextmanager
+def plain_paths() -> Iterator[None]:
+    """The plain-torch references for the duration (what SMC_FAST_PATHS=0 selects): benches time both."""
+    old = os.environ.get(FAST_PATHS_ENV)
+    os.environ[FAST_PATHS_ENV] = "0"
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(FAST_PATHS_ENV, None)
+        else:
+            os.environ[FAST_PATHS_ENV] = old

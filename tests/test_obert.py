@@ -191,7 +191,7 @@ def test_bench_fisher_smoke(capsys):
     from smc_lib.bench import fisher
 
     out = fisher.main(["--d", "5000", "--m", "64", "--threads", "1"])
-    assert out["rel_err"] <= 1e-4 and out["ours_s"] > 0 and out["sequential_s"] > 0
+    assert out["rel_err"] <= 1e-4 and out["ours_s"] > 0 and out["sequential_s"] > 0 and out["plain_s"] > 0
     assert '"bench": "fisher"' in capsys.readouterr().out.strip().splitlines()[-1]
     with pytest.raises(SMCError):
         fisher.main(["--d", "5001"])
