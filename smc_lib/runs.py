@@ -389,8 +389,8 @@ def check_same(published: RunResult, recomputed: RunResult, where: Path | str) -
     a, b = published.metrics.get(m), recomputed.metrics.get(m)
     if a is None or b is None or abs(a - b) > published.tolerance + 1e-9:
         raise SMCError(f"{where}: recomputed {m} {b} differs from the record's {a} by more than "
-                       f"{published.tolerance:.4g}; the code or data changed without a version bump "
-                       f"(bump the task's or method's `version`), or the run is not deterministic")
+                       f"{published.tolerance:.4g}: the record was edited, the code or data changed without a "
+                       f"version bump (bump the task's or method's `version`), or the run is not deterministic")
 
 
 def _drop_checkpoints(folder: Path, keep: tuple[str, ...] = KEPT) -> None:
