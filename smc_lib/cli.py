@@ -134,7 +134,7 @@ def records_cmd(profile) -> None:
     table = status(profile)
     click.echo(table.to_string(index=False))
     click.echo(f"total: {int(table['records'].sum())} of {int(table['grid'].sum())} records, "
-               f"{table['hours'].sum():.2f} h of training")
+               f"{table['hours'].sum():.2f} h of training ({table['core_hours'].sum():.2f} core-hours of CPU time)")
 
 
 @main.command("verify")

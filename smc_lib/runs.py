@@ -246,6 +246,7 @@ class RunResult:
     threads: int | None = None                          # torch threads it ran with
     info: dict = field(default_factory=dict)            # the task's own provenance (`Task.record_info`)
     analysis: dict = field(default_factory=dict)        # numbers analysis pages need (`smc_lib.analysis`)
+    cpu_s: float | None = None                          # CPU seconds the process spent training (all threads)
     cached: bool = field(default=False, compare=False)
 
     @property
@@ -425,9 +426,9 @@ def _train(cfg: RunConfig, store: Store, data_dir: Path) -> RunResult:
 
     _prepare(cfg, store, method_cls, method)
     torch.manual_seed(cfg.seed)
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     fit, masks = method.run(task, task.build_model(), train_cfg, ctx)
-    wall = time.perf_counter() - start
+    wall, cpu = time.perf_counter() - start, time.process_time() - cpu_start
     n_all = sum(p.numel() for p in fit.model.parameters())
     analysis = _analysis(cfg, task, fit.model, masks)
     if method_cls.keeps_weights:
@@ -444,7 +445,8 @@ def _train(cfg: RunConfig, store: Store, data_dir: Path) -> RunResult:
         finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         achieved_sparsity_all=masks.n_pruned() / n_all, params={"scope": masks.numel(), "all": n_all},
         resolved=resolve(cfg), eval_examples=task.eval_size(train_cfg.eval_split),
-        threads=torch.get_num_threads(), info=_jsonable(task.record_info()), analysis=analysis)
+        threads=torch.get_num_threads(), info=_jsonable(task.record_info()), analysis=analysis,
+        cpu_s=round(cpu, 3))
 
 
 def _analysis(cfg: RunConfig, task, model, masks) -> dict:

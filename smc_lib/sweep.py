@@ -299,7 +299,9 @@ def section_table(section_name: str, profile: dict | str | None = None, train_mi
 
 def status(profile: dict | str | None = None) -> pd.DataFrame:
     """Per section and dataset of a profile: records published / in the grid, dense mean ± σ over its
-    seeds, and the summed training time of the records (hours at the profile's threads)."""
+    seeds, and the summed training time of the records: `hours` of wall clock, and `core_hours`, the CPU
+    time the runs' processes spent (a record without `cpu_s` counts its wall time times its threads, an
+    upper bound), which a busy machine does not inflate."""
     from .config import sections
 
     prof = profile if isinstance(profile, dict) else load_profile(profile)
@@ -316,8 +318,14 @@ def status(profile: dict | str | None = None) -> pd.DataFrame:
                          "dense": round(float(b["dense"].iloc[0]), 2) if len(b) else None,
                          "dense_sd": round(float(b["sd"].iloc[0]), 2) if len(b) else None,
                          "dense_seeds": int(b["seeds"].iloc[0]) if len(b) else 0,
-                         "hours": round(sum(r.wall_s for r in mine) / 3600, 2)})
+                         "hours": round(sum(r.wall_s for r in mine) / 3600, 2),
+                         "core_hours": round(sum(core_seconds(r) for r in mine) / 3600, 2)})
     return pd.DataFrame(rows)
+
+
+def core_seconds(res: RunResult) -> float:
+    """CPU seconds a run's training cost: its `cpu_s`, or (older records) wall time × threads."""
+    return res.cpu_s if res.cpu_s is not None else res.wall_s * (res.threads or 1)
 
 
 def cli_sweep(section_name: str, profile: str | None = None, executor: str | None = None,

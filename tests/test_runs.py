@@ -47,9 +47,19 @@ def test_result_record(tmp_path: Path):
     assert res.layerwise and {"param", "layer", "kind", "numel", "sparsity"} <= set(res.layerwise[0])
     assert res.versions["torch"] and res.versions["python"]
     assert res.wall_s > 0 and res.steps == TOY_TRAIN["steps"]
+    assert 0 < res.cpu_s < 10 * res.wall_s * res.threads       # CPU time of the training, all threads
     assert res.train_config["steps"] == TOY_TRAIN["steps"] and res.train_config["device"] == "cpu"
     assert res.git_revision is None or len(res.git_revision.split("+")[0]) == 40
     assert not run_dir(toy("omp_before", 0.5), tmp_path).exists()  # resume state is dropped when done
+
+
+def test_core_seconds_prefers_cpu_time_and_bounds_older_records(tmp_path: Path):
+    from smc_lib.sweep import core_seconds
+
+    res = execute(toy("dense"), tmp_path)
+    assert core_seconds(res) == res.cpu_s
+    older = dataclasses.replace(res, cpu_s=None, wall_s=100.0, threads=2)   # a record from before `cpu_s`
+    assert core_seconds(older) == 200.0
 
 
 def test_custom_scope_prunes_only_what_it_names(tmp_path: Path):
