@@ -4,6 +4,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+from pathlib import Path
 
 import click
 
@@ -78,7 +79,13 @@ def data_check(data_dir: str) -> None:
 @click.pass_context
 def bench(ctx: click.Context, name: str | None) -> None:
     """Run benchmark NAME; its options follow (`smc bench NAME --help`). Prints one JSON line."""
-    from .bench import BENCHES
+    root = Path(__file__).resolve().parent.parent           # the checkout: benchmarks/ is not in the library
+    if not (root / "benchmarks" / "__init__.py").is_file():
+        raise SMCError(f"smc bench runs the benchmarks of a source checkout; {root / 'benchmarks'} is missing "
+                       "(install with `pip install -e .` from a clone of the repository)")
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    from benchmarks import BENCHES
 
     if name in (None, "-h", "--help"):
         click.echo(ctx.get_help())
@@ -86,7 +93,7 @@ def bench(ctx: click.Context, name: str | None) -> None:
         return
     if name not in BENCHES:
         raise click.UsageError(f"unknown benchmark {name!r}; choose one of: {', '.join(BENCHES)}")
-    importlib.import_module(f"smc_lib.bench.{name}").main(list(ctx.args))
+    importlib.import_module(f"benchmarks.{name}").main(list(ctx.args))
 
 
 @main.command("run")

@@ -7,6 +7,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+# The test-only `toy` task (tests/toy_task.py) registers through the library's extension point; PYTHONPATH
+# lets child processes (Ray workers, `python -c`) import it as well.
+_TESTS = os.path.dirname(os.path.abspath(__file__))
+os.environ["SMC_TASK_MODULES"] = "toy_task"
+os.environ["PYTHONPATH"] = os.pathsep.join([_TESTS] + [p for p in [os.environ.get("PYTHONPATH")] if p])
 
 import pytest  # noqa: E402
 import torch  # noqa: E402

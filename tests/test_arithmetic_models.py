@@ -12,7 +12,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from smc_lib.errors import SMCError
 from smc_lib.tasks import get_task
 from smc_lib.tasks.arithmetic.data import check_prefix
-from smc_lib.tasks.arithmetic.reference import packed_gru_like, reference_loss
+from benchmarks.gts_reference import packed_gru_like, reference_loss
 from smc_lib.tasks.arithmetic.rnn import BiGRU, _GRUFunction
 from smc_lib.tasks.arithmetic.tree import tree_links
 from smc_lib.train import fit

@@ -10,6 +10,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+import smc_lib
 from smc_lib import runs
 from smc_lib.cli import main
 
@@ -209,3 +210,18 @@ def test_a_ray_sweep_asking_for_a_gpu_on_a_cpu_host_fails_within_seconds(tmp_pat
                                        str(profile(tmp_path, executor="ray", ray={"num_gpus_per_run": 1}))])
     assert result.exit_code == 1 and "num_gpus_per_run" in result.output
     assert time.monotonic() - start < 15
+
+
+def test_task_module_that_cannot_be_imported_is_named(monkeypatch):
+    from smc_lib.tasks import get_task
+
+    monkeypatch.setenv("SMC_TASK_MODULES", "toy_task, no_such_task_module")
+    with pytest.raises(runs.SMCError, match="SMC_TASK_MODULES names 'no_such_task_module'"):
+        get_task("toy")
+
+
+def test_toy_task_lives_with_the_tests_not_in_the_library():
+    from smc_lib.tasks import task_names
+
+    assert "toy" in task_names()                        # registered through SMC_TASK_MODULES (conftest)
+    assert not (Path(smc_lib.__file__).parent / "tasks" / "toy.py").exists()

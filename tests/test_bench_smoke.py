@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from smc_lib.bench import gts, prune, step
+from benchmarks import gts, prune, step
 from test_arithmetic_data import real_data_dir
 
 

@@ -112,7 +112,7 @@ def test_missing_section_is_an_error():
 
 def test_module_entry_points_turn_user_errors_into_one_line():
     from smc_lib.errors import run_main
-    from smc_lib.repro import arithmetic
+    from scripts.pilot import arithmetic
 
     def bad():
         arithmetic.main(["--data-dir", "/nonexistent", "--datasets", "mawps", "--max-train", "4"])

@@ -12,7 +12,7 @@ PKG = Path(__file__).resolve().parents[1] / "smc_lib"
 LAYERS = [
     ("errors",), ("registry", "runtime"), ("readers", "linalg", "selection", "scope", "schedules", "optim"),
     ("masks",), ("train",), ("methods", "tasks"), ("config",), ("analysis",), ("runs",), ("verify", "results"),
-    ("sweep",), ("findings", "plots"), ("report", "datacheck"), ("bench", "repro", "cli"),
+    ("sweep",), ("findings", "plots"), ("report", "datacheck"), ("cli",),
 ]
 RANK = {name: i for i, layer in enumerate(LAYERS) for name in layer}
 
@@ -78,3 +78,21 @@ def test_no_cycle_between_parts():
 
     for n in list(graph):
         visit(n)
+
+
+def test_the_library_never_imports_its_tools():
+    """benchmarks/ and scripts/ sit beside smc_lib and import it, never the other way round (but for `smc bench`,
+    which loads benchmarks/ from the checkout)."""
+    tools = {"benchmarks", "scripts"}
+    bad = []
+    for path in PKG.rglob("*.py"):
+        if path == PKG / "cli.py":
+            tools_here = {"scripts"}
+        else:
+            tools_here = tools
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level
+                     else [a.name for a in node.names] if isinstance(node, ast.Import) else [])
+            bad += [f"{path.relative_to(PKG.parent)} imports {n}" for n in names if n.split(".")[0] in tools_here]
+    assert not bad, bad
+    assert not (PKG / "bench").exists() and not (PKG / "repro").exists()

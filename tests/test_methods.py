@@ -10,7 +10,7 @@ from smc_lib.masks import MaskSet
 from smc_lib.methods import get_method, method_names
 from smc_lib.methods.base import MethodContext
 from smc_lib.scope import SCOPES, prunable
-from smc_lib.tasks.toy import ToyTask
+from toy_task import ToyTask
 from smc_lib.train import TrainConfig, fit
 
 FAST = {"obert": {"block_size": 16, "grads": 8}, "obert_imp": {"block_size": 16, "grads": 8}, "gmp": {"frequency": 2}, "random_rigl": {"every": 2},

@@ -112,7 +112,7 @@ def test_fisher_gradients_of_pruned_weights_are_zero():
     """Kurtic et al. mask the gradients: a pruned weight is a constant 0. With the mask, its row and column
     of every block Fisher are zero (its F⁻¹ diagonal is 1/λ), so a second pruning step ranks it as gone."""
     from smc_lib.methods.scores import block_fishers
-    from smc_lib.tasks.toy import ToyTask
+    from toy_task import ToyTask
 
     task = ToyTask(n_train=128, n_dev=32, n_test=32)
     model = task.build_model()
@@ -150,7 +150,7 @@ def test_obert_prune_step_applies_the_obs_update_of_independent_fishers():
     from smc_lib.masks import MaskSet
     from smc_lib.methods import get_method
     from smc_lib.methods.scores import gradient_passes
-    from smc_lib.tasks.toy import ToyTask
+    from toy_task import ToyTask
     from smc_lib.train import FitState, TrainConfig
 
     task = ToyTask(n_train=256, n_dev=32, n_test=32)
@@ -188,7 +188,7 @@ def test_obert_prune_step_applies_the_obs_update_of_independent_fishers():
 
 
 def test_bench_fisher_smoke(capsys):
-    from smc_lib.bench import fisher
+    from benchmarks import fisher
 
     out = fisher.main(["--d", "5000", "--m", "64", "--threads", "1"])
     assert out["rel_err"] <= 1e-4 and out["ours_s"] > 0 and out["sequential_s"] > 0 and out["plain_s"] > 0
@@ -199,7 +199,7 @@ def test_bench_fisher_smoke(capsys):
 
 def test_obert_score_function_is_w2_over_2_diag_of_the_task_fisher():
     from smc_lib.methods.scores import gradient_passes, obert
-    from smc_lib.tasks.toy import ToyTask
+    from toy_task import ToyTask
 
     task = ToyTask(n_train=128, n_dev=32, n_test=32)
     model = task.build_model()

@@ -16,10 +16,10 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
-from ..errors import SMCError, run_main
-from ..methods.scores import fisher_inverse
-from ..runtime import plain_paths, torch_threads
-from ..train import resolve_device
+from smc_lib.errors import SMCError, run_main
+from smc_lib.methods.scores import fisher_inverse
+from smc_lib.runtime import plain_paths, torch_threads
+from smc_lib.train import resolve_device
 
 
 def sequential_woodbury(grads: Tensor, block_size: int, damping: float) -> Tensor:

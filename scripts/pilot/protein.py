@@ -1,6 +1,6 @@
 """CPU pilot for the protein section: a small ESM-2 trained from scratch on HotProtein, beside its baselines.
 
-`python -m smc_lib.repro.protein --dataset hp-s2c2` trains a randomly initialised ESM-2 of the given size
+`python -m scripts.pilot.protein --dataset hp-s2c2` trains a randomly initialised ESM-2 of the given size
 (no protein weights can be had offline here) through `smc_lib.train.fit`, logs test accuracy after every
 epoch, and prints it beside the floors of the science issue: the test split's majority class + 10 points,
 and logistic regression on amino-acid composition (`baselines.composition_logreg`). With `--pretrain N`
@@ -18,16 +18,16 @@ from pathlib import Path
 
 import torch
 
-from ..errors import run_main
-from ..tasks.protein import baselines
-from ..tasks.protein.data import DATASETS
-from ..tasks.protein.task import ProteinTask
-from ..train import fit
-from .arithmetic import EpochLog
+from smc_lib.errors import run_main
+from smc_lib.tasks.protein import baselines
+from smc_lib.tasks.protein.data import DATASETS
+from smc_lib.tasks.protein.task import ProteinTask
+from smc_lib.train import fit
+from scripts.pilot.arithmetic import EpochLog
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m smc_lib.repro.protein", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m scripts.pilot.protein", description=__doc__.split("\n")[0])
     p.add_argument("--dataset", default="hp-s2c2", choices=DATASETS)
     p.add_argument("--epochs", type=float, default=8)
     p.add_argument("--batch-size", type=int, default=8)

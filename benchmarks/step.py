@@ -19,10 +19,10 @@ import time
 import torch
 from torch import nn
 
-from ..errors import run_main
-from ..masks import MaskSet
-from ..runtime import torch_threads
-from ..scope import prunable
+from smc_lib.errors import run_main
+from smc_lib.masks import MaskSet
+from smc_lib.runtime import torch_threads
+from smc_lib.scope import prunable
 
 
 def load_model(name: str) -> nn.Module:

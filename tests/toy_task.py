@@ -13,10 +13,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import SMCError
-from ..train import TrainConfig
-from . import register_task
-from .base import Task
+from smc_lib.errors import SMCError
+from smc_lib.train import TrainConfig
+from smc_lib.tasks import register_task
+from smc_lib.tasks.base import Task
 
 _DATA_SEED = 1234
 

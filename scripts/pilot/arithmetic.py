@@ -1,6 +1,6 @@
 """CPU reproduction for the arithmetic section: dense GTS with the packaged MiniLM embedder.
 
-`python -m smc_lib.repro.arithmetic` trains dense GTS (Table 4: hidden 512, 2 layers, Adam, LR 1e-3,
+`python -m scripts.pilot.arithmetic` trains dense GTS (Table 4: hidden 512, 2 layers, Adam, LR 1e-3,
 embedder LR 8e-6, weight decay 1e-5, batch 4 / 8 for SVAMP, dropout 0.5, beam 5) through
 `smc_lib.train.fit` on MAWPS fold 0, ASDiv-A fold 0 and SVAMP, logs dev answer accuracy after every
 epoch, and prints our best accuracy beside the paper's dense number (GTS with RoBERTa-base, 5-fold mean
@@ -18,10 +18,10 @@ from pathlib import Path
 
 import torch
 
-from ..errors import run_main
-from ..tasks.arithmetic.data import DATASETS
-from ..tasks.arithmetic.task import ArithmeticTask
-from ..train import fit
+from smc_lib.errors import run_main
+from smc_lib.tasks.arithmetic.data import DATASETS
+from smc_lib.tasks.arithmetic.task import ArithmeticTask
+from smc_lib.train import fit
 
 PAPER_NAMES = {"mawps": "MAWPS", "asdiv-a": "ASDiv-A", "svamp": "SVAMP", "gts": "GTS", "graph2tree": "Graph2Tree"}
 
@@ -93,7 +93,7 @@ def format_table(rows: list[dict]) -> str:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m smc_lib.repro.arithmetic", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m scripts.pilot.arithmetic", description=__doc__.split("\n")[0])
     p.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=DATASETS)
     p.add_argument("--model", default="gts", choices=["gts", "graph2tree"])
     p.add_argument("--embedder", default="minilm", help="'minilm' (packaged), a hub name / local path, or 'random'")

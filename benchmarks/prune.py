@@ -18,15 +18,16 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import torch
 from torch import nn
 from torch.nn.utils import prune
 
-from ..errors import run_main
-from ..masks import MaskSet
-from ..runtime import torch_threads
-from ..scope import prunable
+from smc_lib.errors import run_main
+from smc_lib.masks import MaskSet
+from smc_lib.runtime import torch_threads
+from smc_lib.scope import prunable
 
 
 class _Block(nn.Module):
@@ -143,10 +144,10 @@ def _volunteer_for_oom_killer() -> None:
 
 
 def _child(side: str, args: argparse.Namespace) -> dict:
-    cmd = [sys.executable, "-m", "smc_lib.bench.prune", "--side", side, "--layers", str(args.layers),
+    cmd = [sys.executable, "-m", "benchmarks.prune", "--side", side, "--layers", str(args.layers),
            "--hidden", str(args.hidden), "--vocab", str(args.vocab), "--sparsity", str(args.sparsity),
            "--threads", str(args.threads)]
-    out = subprocess.run(cmd, capture_output=True, text=True)
+    out = subprocess.run(cmd, capture_output=True, text=True, cwd=Path(__file__).resolve().parent.parent)
     if out.returncode != 0:
         why = "killed (out of memory?)" if out.returncode == -9 else f"exit code {out.returncode}"
         print(f"bench prune --side {side} failed: {why}\n{out.stderr[-2000:]}", file=sys.stderr)

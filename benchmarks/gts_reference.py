@@ -12,9 +12,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from .gts import GTS
-from .linear_tape import plain_linear
-from .tree import TreeDecoder
+from smc_lib.tasks.arithmetic.gts import GTS
+from smc_lib.tasks.arithmetic.linear_tape import plain_linear
+from smc_lib.tasks.arithmetic.tree import TreeDecoder
 
 
 def packed_gru_like(model: GTS) -> nn.GRU:

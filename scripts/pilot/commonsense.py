@@ -1,6 +1,6 @@
 """CPU evidence for the commonsense section: dense MiniLM fine-tuned on CommonsenseQA train, scored on dev.
 
-`python -m smc_lib.repro.commonsense` prints our dev accuracy beside chance (20 %, five choices) and the
+`python -m scripts.pilot.commonsense` prints our dev accuracy beside chance (20 %, five choices) and the
 paper's dense RoBERTa-large number (77.3, Liu, Chen et al. ICLR 2023, section 4.1, read from
 `<reference_dir>/paper_text.csv`). It trains through `smc_lib.train.fit`, the one training loop, with
 Table 3's optimizer (AdamW, betas (0.9, 0.98), eps 1e-6, weight decay 0.01, linear warm-up + decay) and a
@@ -19,9 +19,9 @@ from pathlib import Path
 
 import torch
 
-from ..errors import run_main
-from ..tasks.commonsense import CommonsenseTask
-from ..train import fit
+from smc_lib.errors import run_main
+from smc_lib.tasks.commonsense import CommonsenseTask
+from smc_lib.train import fit
 
 
 def paper_dense(reference_dir: Path, dataset: str = "CSQA") -> float | None:
@@ -53,7 +53,7 @@ class DevProbe:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m smc_lib.repro.commonsense", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m scripts.pilot.commonsense", description=__doc__.split("\n")[0])
     p.add_argument("--data-dir", default="data", help="folder holding commonsense/csqa/ (default: data)")
     p.add_argument("--reference-dir", default="../shared/reference", help="folder holding paper_text.csv")
     p.add_argument("--model", default="minilm", help="hub name or local path; 'minilm' = packaged MiniLM")

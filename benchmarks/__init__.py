@@ -1,4 +1,5 @@
-"""Benchmarks: `smc bench NAME [options]` runs `smc_lib.bench.NAME.main(argv)`.
+"""Benchmarks: `smc bench NAME [options]` runs `benchmarks/NAME.py`'s `main(argv)`; they live beside the library,
+not in it, and run from a checkout of the repository (`python -m benchmarks.NAME` works too).
 
 Each benchmark times ours against a baseline *in the same process* and ends with one JSON line of its
 figures (ratios, not absolute times, are what it claims).

@@ -3,7 +3,7 @@
 The setting of the issue's speed check: a randomly initialised word embedding (no pretrained embedder),
 batch 4, hidden 512, Adam at LR 1e-3, constant LR. Before the epoch, the reference way of computing the
 same loss (math_seq2tree's packed `nn.GRU` + position-by-position tree decoding with Python stacks, see
-`smc_lib.tasks.arithmetic.reference`) and ours are timed on the same batches, interleaved, in this
+`benchmarks/gts_reference.py`) and ours are timed on the same batches, interleaved, in this
 process, on two copies of the same model: the ratio holds even when the machine is shared. With
 `--floor-batches N`, the products any implementation must compute (`product_floor`) are timed at the
 epoch's shapes: a lower bound on the epoch with this machine's BLAS. The last line is JSON:
@@ -19,12 +19,12 @@ import time
 
 import torch
 
-from ..errors import run_main
-from ..runtime import torch_threads
-from ..tasks.arithmetic.reference import packed_gru_like, reference_loss
-from ..tasks.arithmetic.rnn import _small_batch_mm
-from ..tasks.arithmetic.task import ArithmeticTask
-from ..train import build_optimizer
+from benchmarks.gts_reference import packed_gru_like, reference_loss
+from smc_lib.errors import run_main
+from smc_lib.runtime import torch_threads
+from smc_lib.tasks.arithmetic.rnn import _small_batch_mm
+from smc_lib.tasks.arithmetic.task import ArithmeticTask
+from smc_lib.train import build_optimizer
 
 
 def _step(loss_fn, model, optimizer, batch) -> float:
