@@ -87,6 +87,8 @@ class TAPEClassifier(nn.Module):
 
 
 def family(model: str) -> str:
+    if "if1" in model.lower():
+        return "if1"
     return "tape" if model.startswith("tape") else "esm"
 
 

@@ -41,6 +41,9 @@ class ProteinTask(ClassificationTask):
         if params:
             raise SMCError(f"unknown protein params {sorted(params)}; see `help(ProteinTask)`")
         super().__init__(dataset, model, data_dir, fold, seed)
+        if models.family(model) == "if1":            # if1.py: the model, tested on synthetic backbones
+            raise SMCError(f"ESM-IF1 ({model!r}) reads backbone structures, and none are held for {dataset!r} (the "
+                           "data hold sequences only); it runs in tests/test_if1.py, not on this task")
         if not 1 <= max_length <= models.ESM_LIMIT and models.family(model) == "esm":
             raise SMCError(f"max_length must be in [1, {models.ESM_LIMIT}] for ESM models, got {max_length}")
         self.max_length, self.dropout, self.eval_batch_size = int(max_length), float(dropout), int(eval_batch_size)
