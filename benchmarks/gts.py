@@ -7,7 +7,8 @@ same loss (math_seq2tree's packed `nn.GRU` + position-by-position tree decoding 
 process, on two copies of the same model: the ratio holds even when the machine is shared. With
 `--floor-batches N`, the products any implementation must compute (`product_floor`) are timed at the
 epoch's shapes: a lower bound on the epoch with this machine's BLAS. The last line is JSON:
-{"bench": "gts", "epoch_s", "eval_s", "dev_acc", "ours_step_s", "reference_step_s", "speedup", "floor_*"}.
+{"bench": "gts", "epoch_s", "eval_s", "dev_acc", "ours_step_s", "reference_step_s", "speedup", "plain_step_s",
+"fast_vs_plain", "floor_*"}.
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ import torch
 
 from benchmarks.gts_reference import packed_gru_like, reference_loss
 from smc_lib.errors import run_main
-from smc_lib.runtime import torch_threads
+from smc_lib.runtime import plain_paths, torch_threads
 from smc_lib.tasks.arithmetic.rnn import _small_batch_mm
 from smc_lib.tasks.arithmetic.task import ArithmeticTask
 from smc_lib.train import build_optimizer
@@ -36,20 +37,23 @@ def _step(loss_fn, model, optimizer, batch) -> float:
     return time.perf_counter() - start
 
 
-def compare_steps(task: ArithmeticTask, model, cfg, n: int) -> tuple[float, float]:
-    """Median seconds per training step, ours vs the reference, over the same `n` batches (interleaved)."""
-    ours, ref = copy.deepcopy(model), copy.deepcopy(model)
+def compare_steps(task: ArithmeticTask, model, cfg, n: int) -> tuple[float, float, float]:
+    """Median seconds per training step over the same `n` batches (interleaved): ours, the reference, and
+    ours on the plain-torch paths (`runtime.plain_paths`: autograd GRU, no LinearTape)."""
+    ours, ref, plain = copy.deepcopy(model), copy.deepcopy(model), copy.deepcopy(model)
     gru = packed_gru_like(ref)
     ref.encoder.gru = None  # the reference model trains the packed nn.GRU instead
     ref.ref_gru = gru
-    opt_ours, opt_ref = build_optimizer(ours, cfg), build_optimizer(ref, cfg)
-    t_ours, t_ref = [], []
+    opt_ours, opt_ref, opt_plain = (build_optimizer(m, cfg) for m in (ours, ref, plain))
+    t_ours, t_ref, t_plain = [], [], []
     for i, batch in enumerate(task.batches("train", cfg.batch_size, shuffle=True, seed=1)):
         if i >= n:
             break
         t_ours.append(_step(ours, ours, opt_ours, batch))
         t_ref.append(_step(lambda b: reference_loss(ref, gru, b), ref, opt_ref, batch))
-    return float(torch.tensor(t_ours).median()), float(torch.tensor(t_ref).median())
+        with plain_paths():
+            t_plain.append(_step(plain, plain, opt_plain, batch))
+    return tuple(float(torch.tensor(t).median()) for t in (t_ours, t_ref, t_plain))
 
 
 def _median_s(fn, repeats: int = 3) -> float:
@@ -137,10 +141,12 @@ def run(args: argparse.Namespace) -> dict:
     model = task.build_model()
     out: dict = {"bench": "gts"}
     if args.compare_steps:
-        ours, ref = compare_steps(task, model, cfg, args.compare_steps)
-        out.update(ours_step_s=round(ours, 4), reference_step_s=round(ref, 4), speedup=round(ref / ours, 2))
+        ours, ref, plain = compare_steps(task, model, cfg, args.compare_steps)
+        out.update(ours_step_s=round(ours, 4), reference_step_s=round(ref, 4), speedup=round(ref / ours, 2),
+                   plain_step_s=round(plain, 4), fast_vs_plain=round(plain / ours, 2),
+                   plain_speedup=round(ref / plain, 2))
         print(f"per training step (median of {args.compare_steps}): ours {ours:.3f} s, reference {ref:.3f} s "
-              f"-> {ref / ours:.2f}x", flush=True)
+              f"-> {ref / ours:.2f}x; ours on the plain paths {plain:.3f} s -> {ref / plain:.2f}x", flush=True)
     if args.floor_batches:
         out.update(product_floor(task, copy.deepcopy(model), cfg, args.floor_batches))
         print(f"products alone (GRU products + Adam, no decoder, no elementwise work): "

@@ -4,12 +4,14 @@ The model has random fp32 weights in RoBERTa-large's shapes (24 layers of 4 x 10
 FFN matrices, a 50265 x 1024 embedding: 353.5 M weights), all in scope, pruned globally to 50 % by |w| as the
 OMP baselines of Liu, Chen et al. (ICLR 2023) do. Each side runs in its own subprocess (same threads), so the
 baseline's memory cannot pollute ours: a background thread samples the resident set (/proc/self/statm) and
-`extra_rss_gb` is its peak growth during pruning (our masks, 1 byte per weight, included).
-Ends with one JSON line: {"bench": "prune", "ours_s", "torch_s", "speedup", "extra_rss_gb"}.
+`extra_rss_gb` is its peak growth during pruning (our masks, 1 byte per weight, included). A third subprocess
+runs ours on the plain-torch paths (`runtime.plain_paths`: torch's mask zeroing): `plain_s`, `fast_vs_plain`.
+Ends with one JSON line: {"bench": "prune", "ours_s", "torch_s", "speedup", "extra_rss_gb", "plain_s", ...}.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -26,7 +28,7 @@ from torch.nn.utils import prune
 
 from smc_lib.errors import run_main
 from smc_lib.masks import MaskSet
-from smc_lib.runtime import torch_threads
+from smc_lib.runtime import plain_paths, torch_threads
 from smc_lib.scope import prunable
 
 
@@ -101,12 +103,13 @@ def run_side(side: str, args: argparse.Namespace) -> dict:
     """Build the model, then time and memory-profile one pruning implementation."""
     model = build_model(args.layers, args.hidden, args.vocab)
     n = sum(p.numel() for p in model.parameters())
-    fn = prune_ours if side == "ours" else prune_torch
+    fn = prune_torch if side == "torch" else prune_ours
     sampler = RssSampler()
     sampler.start()
-    t0, c0 = time.perf_counter(), time.process_time()
-    fn(model, args.sparsity)
-    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+    with plain_paths() if side == "plain" else contextlib.nullcontext():   # plain: torch's mask zeroing
+        t0, c0 = time.perf_counter(), time.process_time()
+        fn(model, args.sparsity)
+        seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     extra = sampler.stop()
     pruned = count_pruned(model)
     return {"side": side, "seconds": seconds, "cpu_s": cpu, "extra_rss_gb": extra, "n_params": n, "pruned": pruned,
@@ -164,7 +167,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--sparsity", type=float, default=0.5, help="global fraction of weights pruned")
     ap.add_argument("--threads", type=int, default=1, help="torch/OMP threads for both sides (default 1: the "
                     "shared machine's cores are contended; more threads made both sides noisier here)")
-    ap.add_argument("--side", choices=["ours", "torch"], help=argparse.SUPPRESS)
+    ap.add_argument("--side", choices=["ours", "plain", "torch"], help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     with torch_threads(args.threads):
         return _run(args)
@@ -177,15 +180,17 @@ def _run(args: argparse.Namespace) -> dict:
         print(json.dumps(run_side(args.side, args)))
         return {}
     _warn_if_short_of_memory(_n_params(args))
-    ours, base = _child("ours", args), _child("torch", args)
-    for r in (ours, base):
+    ours, plain, base = _child("ours", args), _child("plain", args), _child("torch", args)
+    for r in (ours, plain, base):
         print(f"{r['side']:6s} {r['seconds']:8.3f} s wall {r['cpu_s']:8.3f} s CPU  +{r['extra_rss_gb']:.3f} GB RSS  "
               f"pruned {r['pruned']:,} of {r['n_params']:,} (expected {r['expected_pruned']:,})")
     result = {"bench": "prune", "ours_s": _r(ours["seconds"]), "torch_s": _r(base["seconds"]),
               "speedup": _r(base["seconds"] / ours["seconds"], 2), "extra_rss_gb": _r(ours["extra_rss_gb"]),
               "torch_extra_rss_gb": _r(base["extra_rss_gb"]), "n_params": ours["n_params"],
               "exact": ours["pruned"] == ours["expected_pruned"], "threads": args.threads,
-              "cpu_speedup": _r(base["cpu_s"] / ours["cpu_s"], 2)}
+              "cpu_speedup": _r(base["cpu_s"] / ours["cpu_s"], 2), "plain_s": _r(plain["seconds"]),
+              "plain_speedup": _r(base["seconds"] / plain["seconds"], 2),
+              "fast_vs_plain": _r(plain["seconds"] / ours["seconds"], 2)}
     if "failed" in base:
         result["torch_failed"] = base["failed"]
     print(json.dumps(result))

@@ -6,7 +6,9 @@ step = forward + backward + AdamW step (+ `MaskSet.enforce()` when masked, 50 % 
 process; the dense/dense ratio is the noise floor of the masked/dense ratio on this machine. Times are
 process CPU seconds by default (`--clock wall` for wall time; both are printed): with one thread, CPU time
 is what a step costs, while wall time on a shared machine mostly measures the other jobs.
-Ends with one JSON line: {"bench": "step", "dense_s", "masked_s", "ratio", ...}.
+The masked block is run again with the plain-torch mask zeroing (`runtime.plain_paths`): `plain_ratio`, and the
+enforcement alone on both paths (`enforce_fast_vs_plain`).
+Ends with one JSON line: {"bench": "step", "dense_s", "masked_s", "ratio", "plain_ratio", ...}.
 """
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ from torch import nn
 
 from smc_lib.errors import run_main
 from smc_lib.masks import MaskSet
-from smc_lib.runtime import torch_threads
+from smc_lib.runtime import plain_paths, torch_threads
 from smc_lib.scope import prunable
 
 
@@ -101,13 +103,22 @@ def _run(args: argparse.Namespace) -> dict:
     for s in (dense, masked):
         for _ in range(args.warmup):
             s.step()
-    blocks = {name: [s.step() for _ in range(args.steps)]
-              for name, s in (("dense1", dense), ("masked", masked), ("dense2", dense))}
-    enforce = []
-    for _ in range(args.steps):                        # the enforcement alone: a low-noise view of its cost
-        c0 = time.process_time()
-        masks.enforce()
-        enforce.append(time.process_time() - c0)
+    blocks = {"dense1": [dense.step() for _ in range(args.steps)], "masked": [masked.step() for _ in range(args.steps)]}
+    with plain_paths():                                # the same masked step with the plain-torch mask zeroing
+        blocks["masked_plain"] = [masked.step() for _ in range(args.steps)]
+    blocks["dense2"] = [dense.step() for _ in range(args.steps)]
+
+    def enforce_times() -> list[float]:                # the enforcement alone: a low-noise view of its cost
+        out = []
+        for _ in range(args.steps):
+            c0 = time.process_time()
+            masks.enforce()
+            out.append(time.process_time() - c0)
+        return out
+
+    enforce = enforce_times()
+    with plain_paths():
+        enforce_plain = enforce_times()
     zero = all(bool((p[~masks[n]] == 0).all()) for n, p in prunable(masked_model, "all").items())
     med = {(k, clock): statistics.median(t[clock] for t in v) for k, v in blocks.items() for clock in (0, 1)}
     both = {clock: statistics.median([t[clock] for t in blocks["dense1"] + blocks["dense2"]]) for clock in (0, 1)}
@@ -122,6 +133,9 @@ def _run(args: argparse.Namespace) -> dict:
               "wall_ratio": round(med["masked", 0] / both[0], 4), "pruned_exactly_zero": zero,
               "enforce_cpu_s": round(statistics.median(enforce), 5),
               "enforce_share": round(statistics.median(enforce) / both[1], 4),
+              "plain_ratio": round(med["masked_plain", c] / both[c], 4),
+              "enforce_plain_cpu_s": round(statistics.median(enforce_plain), 5),
+              "enforce_fast_vs_plain": round(statistics.median(enforce_plain) / max(statistics.median(enforce), 1e-9), 2),
               "sparsity": round(masks.sparsity(), 4), "threads": torch.get_num_threads(), "steps": args.steps}
     print(json.dumps(result))
     return result
