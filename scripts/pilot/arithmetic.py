@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from scripts.pilot.common import EpochLog
 from smc_lib.errors import run_main
 from smc_lib.tasks.arithmetic.data import DATASETS
 from smc_lib.tasks.arithmetic.task import ArithmeticTask
@@ -38,25 +39,6 @@ def paper_dense(reference_dir: Path | str, model: str, dataset: str) -> float | 
     return None
 
 
-class EpochLog:
-    """Wraps `task.evaluate` so each evaluation `fit` makes (one per epoch) is printed as it happens."""
-
-    def __init__(self, task: ArithmeticTask, steps_per_epoch: int, log_path: Path):
-        self.task, self.spe, self.log_path = task, steps_per_epoch, log_path
-        self.evaluate, self.calls, self.start = task.evaluate, 0, time.perf_counter()
-        task.evaluate = self
-
-    def __call__(self, model, split: str = "dev") -> dict[str, float]:
-        self.calls += 1
-        metrics = self.evaluate(model, split)
-        rec = {"dataset": self.task.dataset, "epoch": self.calls, **metrics,
-               "minutes": round((time.perf_counter() - self.start) / 60, 2)}
-        print(json.dumps(rec), flush=True)
-        with open(self.log_path, "a", encoding="utf-8") as f:
-            f.write(json.dumps(rec) + "\n")
-        return metrics
-
-
 def run_one(args: argparse.Namespace, dataset: str) -> dict:
     fold = None if dataset == "svamp" else args.fold
     task = ArithmeticTask(dataset, args.model, args.data_dir, fold=fold, seed=args.seed, embedder=args.embedder,
@@ -71,7 +53,7 @@ def run_one(args: argparse.Namespace, dataset: str) -> dict:
                               progress=args.progress, select_best=False)  # dev is the test split: last epoch
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    EpochLog(task, spe, out / "epochs.jsonl")
+    EpochLog(task, out / "epochs.jsonl")
     start = time.perf_counter()
     result = fit(task, task.build_model(), cfg, checkpoint=out / f"{args.model}_{dataset}.ckpt" if args.resume else None)
     curve = [round(h["accuracy"], 2) for h in result.history]

@@ -3,27 +3,20 @@
 `python -m scripts.pilot.protein --dataset hp-s2c2` trains a randomly initialised ESM-2 of the given size
 (no protein weights can be had offline here) through `smc_lib.train.fit`, logs test accuracy after every
 epoch, and prints it beside the floors of the science issue: the test split's majority class + 10 points,
-and logistic regression on amino-acid composition (`baselines.composition_logreg`). With `--pretrain N`
-the backbone first trains N steps of masked-language modelling on the ThermoProt sequences
-(`smc_lib.tasks.protein.pretrain`), which the classifier then fine-tunes. The number reported is the last
+and logistic regression on amino-acid composition (`baselines.composition_logreg`). The number reported is the last
 epoch's (the test split is the only evaluation split held; no model selection).
 """
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import json
-import time
-from pathlib import Path
 
 import torch
 
+from scripts.pilot.common import fit_logged, report
 from smc_lib.errors import run_main
 from smc_lib.tasks.protein import baselines
 from smc_lib.tasks.protein.data import DATASETS
 from smc_lib.tasks.protein.task import ProteinTask
-from smc_lib.train import fit
-from scripts.pilot.arithmetic import EpochLog
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -36,7 +29,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--layers", type=int, default=4)
     p.add_argument("--embed-dim", type=int, default=128)
     p.add_argument("--heads", type=int, default=4)
-    p.add_argument("--pretrain", type=int, default=0, help="masked-LM steps on ThermoProt before fine-tuning")
     p.add_argument("--data-dir", default="data")
     p.add_argument("--out", default="outputs/repro/protein", help="per-epoch log and results")
     p.add_argument("--threads", type=int, default=1)
@@ -49,31 +41,16 @@ def main(argv: list[str] | None = None) -> dict:
     torch.set_num_threads(args.threads)
     task = ProteinTask(args.dataset, "esm2-tiny", args.data_dir, seed=args.seed, max_length=args.max_length,
                        layers=args.layers, embed_dim=args.embed_dim, heads=args.heads)
-    cfg = task.default_train_config()
-    spe = task.num_batches("train", args.batch_size)
-    cfg = dataclasses.replace(cfg, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, eval_every=spe,
-                              seed=args.seed, select_best=False)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    start = time.perf_counter()
-    model = task.build_model()                         # includes the masked-LM pre-training, if any
-    pretrain_min = (time.perf_counter() - start) / 60
-    EpochLog(task, spe, out / "epochs.jsonl")
-    result = fit(task, model, cfg)
+    result, minutes = fit_logged(task, task.default_train_config(), args.out, epochs=args.epochs,
+                                 batch_size=args.batch_size, lr=args.lr, seed=args.seed)
     train, test = task.examples("train"), task.examples("test")
-    row = {"dataset": args.dataset, "layers": args.layers, "embed_dim": args.embed_dim,
-           "max_length": args.max_length, "pretrain": args.pretrain, "epochs": args.epochs,
-           "batch_size": args.batch_size, "lr": args.lr,
-           "per_epoch": [round(h["accuracy"], 2) for h in result.history],
-           "ours": round(result.metrics["accuracy"], 2),
-           "majority": round(baselines.majority(train, test), 2),
-           "composition_logreg": round(baselines.composition_logreg(train, test), 2),
-           "pretrain_minutes": round(pretrain_min, 1),
-           "minutes": round((time.perf_counter() - start) / 60, 1)}
-    with open(out / "results.jsonl", "a", encoding="utf-8") as f:
-        f.write(json.dumps(row) + "\n")
-    print(json.dumps(row), flush=True)
-    return row
+    return report({"dataset": args.dataset, "layers": args.layers, "embed_dim": args.embed_dim,
+                   "max_length": args.max_length, "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
+                   "per_epoch": [round(h["accuracy"], 2) for h in result.history],
+                   "ours": round(result.metrics["accuracy"], 2),
+                   "majority": round(baselines.majority(train, test), 2),
+                   "composition_logreg": round(baselines.composition_logreg(train, test), 2),
+                   "minutes": round(minutes, 1)}, args.out)
 
 
 if __name__ == "__main__":

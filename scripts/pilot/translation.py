@@ -9,18 +9,13 @@ greedy) and en→fr. The number reported is the last epoch's (no model selection
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import json
-import time
-from pathlib import Path
 
 import torch
 
+from scripts.pilot.common import fit_logged, report
 from smc_lib.errors import run_main
 from smc_lib.tasks.translation.data import DATASETS
 from smc_lib.tasks.translation.task import TranslationTask
-from smc_lib.train import fit
-from scripts.pilot.arithmetic import EpochLog
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -48,24 +43,13 @@ def main(argv: list[str] | None = None) -> dict:
     task = TranslationTask(args.dataset, "mbart-tiny", args.data_dir, seed=args.seed, vocab_size=args.vocab_size,
                            d_model=args.d_model, layers=args.layers, ffn_dim=args.ffn_dim,
                            max_train=args.max_train, max_eval=args.max_eval)
-    spe = task.num_batches("train", args.batch_size)
-    cfg = dataclasses.replace(task.default_train_config(), epochs=args.epochs, batch_size=args.batch_size,
-                              lr=args.lr, eval_every=spe, seed=args.seed, select_best=False)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    start = time.perf_counter()
-    model = task.build_model()
-    EpochLog(task, spe, out / "epochs.jsonl")
-    result = fit(task, model, cfg)
-    row = {"dataset": args.dataset, "d_model": args.d_model, "layers": args.layers, "ffn_dim": args.ffn_dim,
-           "vocab_size": args.vocab_size, "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
-           "train_pairs": task.eval_size("train"), "per_epoch": [round(h["bleu"], 2) for h in result.history],
-           "bleu": round(result.metrics["bleu"], 2), "en-fr": round(result.metrics["bleu_en-fr"], 2),
-           "minutes": round((time.perf_counter() - start) / 60, 1)}
-    with open(out / "results.jsonl", "a", encoding="utf-8") as f:
-        f.write(json.dumps(row) + "\n")
-    print(json.dumps(row), flush=True)
-    return row
+    result, minutes = fit_logged(task, task.default_train_config(), args.out, epochs=args.epochs,
+                                 batch_size=args.batch_size, lr=args.lr, seed=args.seed)
+    return report({"dataset": args.dataset, "d_model": args.d_model, "layers": args.layers, "ffn_dim": args.ffn_dim,
+                   "vocab_size": args.vocab_size, "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
+                   "train_pairs": task.eval_size("train"), "per_epoch": [round(h["bleu"], 2) for h in result.history],
+                   "bleu": round(result.metrics["bleu"], 2), "en-fr": round(result.metrics["bleu_en-fr"], 2),
+                   "minutes": round(minutes, 1)}, args.out)
 
 
 if __name__ == "__main__":
