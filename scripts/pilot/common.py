@@ -2,12 +2,21 @@
 append its summary row to `<out>/results.jsonl`."""
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 import time
 from pathlib import Path
 
 from smc_lib.train import FitResult, TrainConfig, fit
+
+
+def add_run_args(p: argparse.ArgumentParser, section: str) -> None:
+    """The options every pilot shares: data folder, output folder, threads, seed."""
+    p.add_argument("--data-dir", default="data")
+    p.add_argument("--out", default=f"outputs/pilot/{section}", help="per-epoch log and results")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--seed", type=int, default=0)
 
 
 class EpochLog:

@@ -12,7 +12,7 @@ import argparse
 
 import torch
 
-from scripts.pilot.common import fit_logged, report
+from scripts.pilot.common import add_run_args, fit_logged, report
 from smc_lib.errors import run_main
 from smc_lib.tasks.protein import baselines
 from smc_lib.tasks.protein.data import DATASETS
@@ -29,10 +29,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--layers", type=int, default=4)
     p.add_argument("--embed-dim", type=int, default=128)
     p.add_argument("--heads", type=int, default=4)
-    p.add_argument("--data-dir", default="data")
-    p.add_argument("--out", default="outputs/repro/protein", help="per-epoch log and results")
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--seed", type=int, default=0)
+    add_run_args(p, "protein")
     return p.parse_args(argv)
 
 

@@ -12,7 +12,7 @@ import argparse
 
 import torch
 
-from scripts.pilot.common import fit_logged, report
+from scripts.pilot.common import add_run_args, fit_logged, report
 from smc_lib.errors import run_main
 from smc_lib.tasks.translation.data import DATASETS
 from smc_lib.tasks.translation.task import TranslationTask
@@ -30,10 +30,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--vocab-size", type=int, default=8000)
     p.add_argument("--max-train", type=int, default=None, help="pairs per training direction (default: all)")
     p.add_argument("--max-eval", type=int, default=50, help="test sentences per evaluation direction")
-    p.add_argument("--data-dir", default="data")
-    p.add_argument("--out", default="outputs/repro/translation", help="per-epoch log and results")
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--seed", type=int, default=0)
+    add_run_args(p, "translation")
     return p.parse_args(argv)
 
 
