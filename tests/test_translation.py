@@ -87,3 +87,6 @@ def test_tiny_mbart_under_every_timing(task, method, tmp_path):
     fit, masks = m.run(task, task.build_model(), cfg, MethodContext(checkpoint_dir=tmp_path))
     assert masks.sparsity() == pytest.approx(0.36, abs=2e-3)
     assert "bleu" in fit.metrics and len([k for k in fit.metrics if k.startswith("bleu_")]) == 20
+    assert len([k for k in fit.metrics if k.startswith("chrf_")]) == 20
+    assert fit.metrics["chrf"] == pytest.approx(sum(v for k, v in fit.metrics.items() if k.startswith("chrf_")) / 20)
+    assert 0 <= fit.metrics["chrf"] <= 100 and "nc:6|nw:0" in task.signatures["chrf"]

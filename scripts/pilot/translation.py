@@ -4,7 +4,7 @@
 `mbart-tiny` of the given size (no pretrained multilingual model can be had offline here) through
 `smc_lib.train.fit` on the dataset's English-pivot directions (FLORES-200 dev), and logs after every epoch
 the mean BLEU over the 20 evaluation directions (FLORES-200 devtest, the first --max-eval sentences of each,
-greedy) and en→fr. The number reported is the last epoch's (no model selection).
+greedy) and en→fr, and the same with chrF. The number reported is the last epoch's (no model selection).
 """
 from __future__ import annotations
 
@@ -46,6 +46,8 @@ def main(argv: list[str] | None = None) -> dict:
                    "vocab_size": args.vocab_size, "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
                    "train_pairs": task.eval_size("train"), "per_epoch": [round(h["bleu"], 2) for h in result.history],
                    "bleu": round(result.metrics["bleu"], 2), "en-fr": round(result.metrics["bleu_en-fr"], 2),
+                   "chrf_per_epoch": [round(h["chrf"], 2) for h in result.history],
+                   "chrf": round(result.metrics["chrf"], 2), "chrf_en-fr": round(result.metrics["chrf_en-fr"], 2),
                    "minutes": round(minutes, 1)}, args.out)
 
 
