@@ -71,6 +71,8 @@ def test_decoder_starts_with_the_target_language_code(task):
     gen = model.generate(input_ids=ids, decoder_start_token_id=v.lang_id("fr"), max_new_tokens=4, num_beams=1,
                          eos_token_id=v.eos, pad_token_id=v.pad)
     assert gen[0, 0] == v.lang_id("fr")
+    # at the length limit generation forces the vocabulary's own </s>, not MBartConfig's default id 2 (<s> here)
+    assert model.config.forced_eos_token_id == v.eos and gen[0, -1] == v.eos
 
 
 @needs_data
