@@ -140,8 +140,10 @@ def records_cmd(profile) -> None:
 
     table = status(profile)
     click.echo(table.to_string(index=False))
-    click.echo(f"total: {int(table['records'].sum())} of {int(table['grid'].sum())} records, "
-               f"{table['hours'].sum():.2f} h of training ({table['core_hours'].sum():.2f} core-hours of CPU time)")
+    click.echo(f"total: {int(table['records'].sum())} of {int(table['grid'].sum())} records "
+               f"(+ {int(table['rounds'].sum())} IMP rounds), {table['hours'].sum():.2f} h of training "
+               f"({table['core_hours'].sum():.2f} core-hours of CPU time; the whole grid at the mean so far: "
+               f"{table['projected_core_hours'].sum():.1f})")
 
 
 @main.command("verify")

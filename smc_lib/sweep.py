@@ -299,28 +299,56 @@ def section_table(section_name: str, profile: dict | str | None = None, train_mi
 
 def status(profile: dict | str | None = None) -> pd.DataFrame:
     """Per section and dataset of a profile: records published / in the grid, dense mean ± σ over its
-    seeds, and the summed training time of the records: `hours` of wall clock, and `core_hours`, the CPU
-    time the runs' processes spent (a record without `cpu_s` counts its wall time times its threads, an
-    upper bound), which a busy machine does not inflate."""
+    seeds, and what the trainings behind them cost: the grid's records plus the IMP chains' intermediate
+    rounds (`rounds`: trainings the grid needs that are not grid points). `hours` is wall clock; `core_hours`
+    the CPU time the runs' processes spent (a record without `cpu_s` counts wall time × threads, an upper
+    bound), which a busy machine does not inflate; `projected_core_hours` scales it to every training of
+    the grid (its mean per training so far × all trainings, rounds included)."""
     from .config import sections
 
     prof = profile if isinstance(profile, dict) else load_profile(profile)
     rows = []
     for name in sections(prof):
+        configs = grid(prof, name)
+        rounds = chain_rounds(configs)
         found, missing = collect(name, prof)
+        found_rounds, missing_rounds = collect(rounds, prof)
         table = _results.to_table(found)
         band = _results.noise_band(table) if len(table) else pd.DataFrame(columns=["dataset", "dense", "sd", "seeds"])
         for ds in section(prof, name).get("datasets") or []:
             mine = [r for r in found if r.config["dataset"] == ds]
+            paid = mine + [r for r in found_rounds if r.config["dataset"] == ds]
+            trainings = len(paid) + sum(c.dataset == ds for c in missing + missing_rounds)
+            core = sum(core_seconds(r) for r in paid) / 3600
             b = band[band["dataset"] == ds]
             rows.append({"section": name, "dataset": ds, "records": len(mine),
                          "grid": len(mine) + sum(c.dataset == ds for c in missing),
+                         "rounds": sum(c.dataset == ds for c in rounds),
                          "dense": round(float(b["dense"].iloc[0]), 2) if len(b) else None,
                          "dense_sd": round(float(b["sd"].iloc[0]), 2) if len(b) else None,
                          "dense_seeds": int(b["seeds"].iloc[0]) if len(b) else 0,
-                         "hours": round(sum(r.wall_s for r in mine) / 3600, 2),
-                         "core_hours": round(sum(core_seconds(r) for r in mine) / 3600, 2)})
+                         "hours": round(sum(r.wall_s for r in paid) / 3600, 2), "core_hours": round(core, 2),
+                         "projected_core_hours": round(core / len(paid) * trainings, 1) if paid else None})
     return pd.DataFrame(rows)
+
+
+def chain_rounds(configs: Sequence[RunConfig]) -> list[RunConfig]:
+    """The IMP chains' intermediate rounds of `configs` that are not themselves among them (LTH at 1 − 0.8^k
+    for k = 1, 3, 5, 7 also trains k = 2, 4, 6): each a run with a record of its own."""
+    from .methods import get_method
+    from .schedules import imp_rounds
+
+    have = {c.key() for c in configs}
+    out: dict[str, RunConfig] = {}
+    for c in configs:
+        if c.method == "dense" or get_method(c.method).timing != "iterative":
+            continue
+        rate = {**get_method(c.method).defaults, **c.method_options}.get("rate", 0.2)
+        for s in imp_rounds(c.sparsity, rate)[:-1]:
+            r = c.at(s)
+            if r.key() not in have:
+                out.setdefault(r.key(), r)
+    return list(out.values())
 
 
 def core_seconds(res: RunResult) -> float:

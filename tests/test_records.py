@@ -274,3 +274,22 @@ def test_provenance_names_a_local_model_by_its_weights_and_a_hub_model_by_its_co
 
     assert provenance("facebook/mbart-large-cc25", Model()) == {"hub": "facebook/mbart-large-cc25", "revision": "abc123"}
     assert provenance("org/model", None, "v1.0")["revision"] == "v1.0"
+
+
+def test_the_grid_cost_counts_the_imp_rounds_between_its_points(tmp_path: Path):
+    from smc_lib.sweep import chain_rounds, core_seconds, status
+
+    configs = [toy("dense"), toy("lth", 0.2), toy("lth", 0.488), toy("omp_after", 0.488)]
+    assert [(c.method, c.sparsity) for c in chain_rounds(configs)] == [("lth", 0.36)]     # k = 2 of the k = 3 chain
+    assert chain_rounds([toy("lth", 0.7903)])[-1].sparsity == 0.7379                     # k = 6 of k = 7
+    prof = {"profile": "test", "path": "test.yaml", "records": str(tmp_path / "records"), "device": "cpu",
+            "store": str(tmp_path / "runs"), "seeds": [0], "dense_seeds": [0], "sparsities": [0.2, 0.488],
+            "toy": {"datasets": ["toy"], "models": ["toy"], "methods": ["dense", "lth"], "folds": [None],
+                    "task": TOY_TASK, "train": TOY_TRAIN}}
+    store = Store(tmp_path / "records", tmp_path / "runs")
+    done = [execute(toy("dense"), store), execute(toy("lth", 0.488), store)]   # trains the 0.2 and 0.36 rounds too
+    row = status(prof).iloc[0]
+    assert (row["records"], row["grid"], row["rounds"]) == (3, 3, 1)      # dense, lth 0.2, lth 0.488; round 0.36
+    paid = done + [runs.load_result(toy("lth", s), store) for s in (0.2, 0.36)]
+    assert row["core_hours"] == pytest.approx(sum(core_seconds(r) for r in paid) / 3600, abs=0.01)
+    assert row["projected_core_hours"] == pytest.approx(row["core_hours"], abs=0.1)    # nothing left to train
