@@ -44,6 +44,34 @@ def test_gru_fast_path_matches_its_reference_and_the_switch_selects_it(monkeypat
         torch.testing.assert_close(a, b)
 
 
+def test_gru_on_cuda_is_torchs_kernel_and_matches_the_reference(monkeypatch):
+    """CUDA dispatches to `nn.GRU` (cuDNN); the same fused path, run here on CPU, equals the reference on every
+    valid step, gradients included."""
+    from smc_lib.tasks.arithmetic import rnn
+
+    assert rnn.gru_path(torch.device("cuda")) == "fused"
+    assert rnn.gru_path(torch.device("cpu")) == "fast"
+    monkeypatch.setenv(FAST_PATHS_ENV, "0")
+    assert rnn.gru_path(torch.device("cpu")) == "reference" and rnn.gru_path(torch.device("cuda")) == "fused"
+    torch.manual_seed(0)
+    layer = rnn.GRULayer(6, 5).double()
+    x = torch.randn(7, 3, 6, dtype=torch.float64, requires_grad=True)
+    valid = torch.ones(7, 3, dtype=torch.bool)
+    valid[4:, 2] = False
+    params = (layer.weight_ih, layer.weight_hh, layer.bias_ih, layer.bias_hh)
+    outs, grads = [], []
+    for fn in (rnn.gru_fused, rnn.gru_reference):
+        out = fn(x, valid, *params)
+        out.pow(2).sum().backward()
+        outs.append(out)
+        grads.append([p.grad.clone() for p in (x, *params)])
+        for p in (x, *params):
+            p.grad = None
+    torch.testing.assert_close(outs[0], outs[1])
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b)
+
+
 def test_mask_zeroing_paths_agree(plain, monkeypatch):
     from smc_lib.masks import zero_pruned
 

@@ -95,8 +95,8 @@ class _GRUFunction(torch.autograd.Function):
 
 
 def gru_reference(x: Tensor, valid: Tensor | None, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor, b_hh: Tensor) -> Tensor:
-    """The plain-autograd GRU layer `_GRUFunction` must match (same equations as `torch.nn.GRU`, padded steps
-    output 0): the path on CUDA and with SMC_FAST_PATHS=0, and the oracle of its test."""
+    """The plain-autograd GRU layer `_GRUFunction` and `gru_fused` must match (same equations as `torch.nn.GRU`,
+    padded steps output 0): the path with SMC_FAST_PATHS=0, and the oracle of their tests."""
     H = w_hh.size(1)
     gi = F.linear(x, w_ih, b_ih)
     if valid is not None:                 # padded steps see no input, as in the fast path
@@ -111,6 +111,29 @@ def gru_reference(x: Tensor, valid: Tensor | None, w_ih: Tensor, w_hh: Tensor, b
         outs.append(h)
     out = torch.stack(outs)
     return out if valid is None else out.masked_fill(~valid.unsqueeze(-1), 0.0)
+
+
+_TEMPLATES: dict[tuple, nn.GRU] = {}
+
+
+def gru_fused(x: Tensor, valid: Tensor | None, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor, b_hh: Tensor) -> Tensor:
+    """The same GRU layer through torch's own kernel (`nn.GRU` with these weights: cuDNN on CUDA). Padded steps
+    follow the valid ones of their sequence and the recurrence runs forward, so what they see never reaches a
+    valid step; their outputs are 0 as in `gru_reference`."""
+    key = (w_ih.size(1), w_hh.size(1), x.device, x.dtype)
+    if key not in _TEMPLATES:                   # a parameter-less shell: functional_call supplies the weights
+        _TEMPLATES[key] = nn.GRU(key[0], key[1]).to(device=x.device, dtype=x.dtype).requires_grad_(False)
+    weights = {"weight_ih_l0": w_ih, "weight_hh_l0": w_hh, "bias_ih_l0": b_ih, "bias_hh_l0": b_hh}
+    out, _ = torch.func.functional_call(_TEMPLATES[key], weights, (x,))
+    return out if valid is None else out.masked_fill(~valid.unsqueeze(-1), 0.0)
+
+
+def gru_path(device: torch.device) -> str:
+    """Which GRU runs on `device`: torch's kernel on CUDA (cuDNN), the hand-written backward on CPU, the plain
+    autograd reference with the fast paths off (SMC_FAST_PATHS=0)."""
+    if device.type == "cuda":
+        return "fused"
+    return "fast" if device.type == "cpu" and fast_paths() else "reference"
 
 
 class GRULayer(nn.Module):
@@ -129,9 +152,10 @@ class GRULayer(nn.Module):
     def forward(self, x: Tensor, valid: Tensor | None = None) -> Tensor:
         """x (T, B, E) → hidden states (T, B, H), 0 where `valid` (T, B) is False."""
         args = (x, valid, self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
-        if x.device.type == "cpu" and fast_paths():
+        path = gru_path(x.device)
+        if path == "fast":
             return _GRUFunction.apply(*args)
-        return gru_reference(*args)
+        return gru_fused(*args) if path == "fused" else gru_reference(*args)
 
 
 def reverse_within(x: Tensor, lengths: Tensor) -> Tensor:
