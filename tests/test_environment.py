@@ -14,11 +14,11 @@ def test_environment_yml_resolves_from_channels_that_exist_and_uses_the_lock():
     deps = env["dependencies"]
     assert "python=3.11" in deps
     pip = next(d["pip"] for d in deps if isinstance(d, dict))
-    assert "-c requirements.lock" in pip and "-e ." in pip
+    assert "-c requirements.lock" in pip and "-e .[test]" in pip    # the library, its IF1 extra and the tests
     pins = {line.split("==")[0].lower(): line.split("==")[1] for line in pip if "==" in line}
     assert pins == {"torch": "2.13.0"}                   # nothing pinned twice, so nothing can drift
     makefile = (ROOT / "Makefile").read_text()
-    assert "torch==2.13.0" in makefile and "-c requirements.lock -e ." in makefile
+    assert "torch==2.13.0" in makefile and "-c requirements.lock -e '.[test]'" in makefile
 
 
 def test_the_lock_pins_torch_without_a_build_tag():
