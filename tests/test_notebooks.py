@@ -2,6 +2,8 @@
 pipeline runs each of them with parameters it actually declares."""
 from __future__ import annotations
 
+import json
+
 import ast
 import re
 from pathlib import Path
@@ -34,6 +36,13 @@ def test_committed_notebook_has_no_outputs(path: Path):
     for cell in nb.cells:
         if cell.cell_type == "code":
             assert cell.outputs == [] and cell.execution_count is None, f"{path.name}: clear outputs before committing"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_every_cell_has_a_unique_id(path: Path):
+    """nbformat 4.5 requires cell ids (a missing one is a warning today and an error in later nbformat)."""
+    ids = [c.get("id") for c in json.loads(path.read_text())["cells"]]
+    assert None not in ids and len(set(ids)) == len(ids)
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
