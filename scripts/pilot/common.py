@@ -38,16 +38,17 @@ class EpochLog:
         return metrics
 
 
-def fit_logged(task, cfg: TrainConfig, out: Path | str, **changes) -> tuple[FitResult, float]:
-    """(result, minutes) of `fit` on a fresh model, evaluated after every epoch (`<out>/epochs.jsonl`); the
-    reported metrics are the last epoch's (the evaluation split is the test split: no model selection)."""
+def fit_logged(task, cfg: TrainConfig, out: Path | str, model=None, **changes) -> tuple[FitResult, float]:
+    """(result, minutes) of `fit` on `model` (default: a fresh one), evaluated after every epoch
+    (`<out>/epochs.jsonl`); the reported metrics are the last epoch's (the evaluation split is the test
+    split: no model selection)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     spe = task.num_batches("train", changes.get("batch_size", cfg.batch_size))
     cfg = dataclasses.replace(cfg, eval_every=spe, select_best=False, **changes)
     start = time.perf_counter()
     EpochLog(task, out / "epochs.jsonl")
-    result = fit(task, task.build_model(), cfg)
+    result = fit(task, model if model is not None else task.build_model(), cfg)
     return result, (time.perf_counter() - start) / 60
 
 
