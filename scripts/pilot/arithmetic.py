@@ -83,7 +83,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--fold", type=int, default=0, help="fold of MAWPS / ASDiv-A")
     p.add_argument("--data-dir", default="data")
     p.add_argument("--reference-dir", default="../shared/reference")
-    p.add_argument("--out", default="outputs/repro/arithmetic", help="per-epoch log, results and checkpoints")
+    p.add_argument("--out", default="outputs/pilot/arithmetic", help="per-epoch log, results and checkpoints")
     p.add_argument("--hidden", type=int, default=None, help="GTS hidden size (default: Table 4's 512)")
     p.add_argument("--batch-size", type=int, default=None, help="default: Table 4's (4; 8 for SVAMP)")
     p.add_argument("--embedder-lr", type=float, default=None, help="LR of the pretrained embedder (Table 4: 8e-6)")
