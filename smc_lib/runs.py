@@ -380,8 +380,15 @@ def artifacts(cfg: RunConfig, store: StoreLike, data_dir: Path | str | None = No
 
 
 def recompute(cfg: RunConfig, store: StoreLike) -> RunResult:
-    """Train `cfg` again (its dependencies come from `store`) without writing its record: `smc verify`."""
-    return _train(cfg, Store.of(store), data_path(cfg))
+    """Train `cfg` again (its dependencies come from `store`) without writing its record: `smc verify`.
+    Resume state is dropped before and after: a checkpoint left by an earlier recomputation would otherwise be
+    resumed at its last step, and the "recomputed" metric would be that run's, not a new training's."""
+    store = Store.of(store)
+    _drop_checkpoints(run_dir(cfg, store))
+    try:
+        return _train(cfg, store, data_path(cfg))
+    finally:
+        _drop_checkpoints(run_dir(cfg, store))
 
 
 def check_same(published: RunResult, recomputed: RunResult, where: Path | str) -> None:

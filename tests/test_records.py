@@ -293,3 +293,25 @@ def test_the_grid_cost_counts_the_imp_rounds_between_its_points(tmp_path: Path):
     paid = done + [runs.load_result(toy("lth", s), store) for s in (0.2, 0.36)]
     assert row["core_hours"] == pytest.approx(sum(core_seconds(r) for r in paid) / 3600, abs=0.01)
     assert row["projected_core_hours"] == pytest.approx(row["core_hours"], abs=0.1)    # nothing left to train
+
+
+def test_a_recomputation_never_resumes_an_earlier_one(tmp_path: Path):
+    """`smc verify` must train anew: resume state left in the run's folder (here a finished checkpoint of a
+    differently seeded run) is dropped before the recomputation and none is left after it."""
+    store = Store(tmp_path / "records", tmp_path / "runs")
+    cfg = toy("dense")
+    published = execute(cfg, store)
+    other = dataclasses.replace(cfg, seed=1)
+    execute(other, store)
+    import torch
+    from smc_lib.tasks import get_task
+    from smc_lib.train import fit
+
+    task = get_task("toy")(**TOY_TASK, seed=1)
+    ckpt = run_dir(cfg, store) / "fit.ckpt"                     # a finished run's resume state, seed 1's weights
+    fit(task, task.build_model(), runs.train_config(other, task), checkpoint=ckpt)
+    assert ckpt.exists()
+    torch.manual_seed(0)
+    again = runs.recompute(cfg, store)
+    assert again.metrics == published.metrics
+    assert not list(run_dir(cfg, store).rglob("*.ckpt"))
