@@ -311,7 +311,7 @@ def status(profile: dict | str | None = None) -> pd.DataFrame:
     for name in sections(prof):
         configs = grid(prof, name)
         rounds = chain_rounds(configs)
-        found, missing = collect(name, prof)
+        found, missing = collect(configs, prof)
         found_rounds, missing_rounds = collect(rounds, prof)
         table = _results.to_table(found)
         band = _results.noise_band(table) if len(table) else pd.DataFrame(columns=["dataset", "dense", "sd", "seeds"])
