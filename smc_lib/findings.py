@@ -247,8 +247,48 @@ def omp_before_collapse(table: pd.DataFrame, layers: pd.DataFrame, task: str = "
     return Finding(claim, paper, measured, verdict)
 
 
-def all_findings(table: pd.DataFrame, layers: pd.DataFrame) -> pd.DataFrame:
-    """The findings table of the report: one row per claim (claim, paper, measured, verdict)."""
+def protein_fails_early(table: pd.DataFrame, above: float = 0.2, task: str = "protein") -> Finding:
+    """Fig. 3 ①: sparse ESM networks degrade whenever sparsity exceeds `above`. Over every (dataset, method,
+    level above `above`) point of `task`, reproduced when at least two thirds fall below dense by more than
+    the margin, not reproduced when at most a third do, inconclusive between (or without records)."""
+    claim = f"Fig. 3 ①: protein models fail above {above:.0%} sparsity ({task})"
+    paper = "§4.3 ①: every sparse ESM-1B (attention and FFN pruned only) degrades significantly above 20 %"
+    c = _curves(table)
+    c = c[(c["task"] == task) & (c["sparsity"] > above + 1e-9)]
+    if c.empty:
+        return Finding(claim, paper, f"no {task} run above {above:.0%} with a dense band", INCONCLUSIVE)
+    fails = c["value"] < c["dense"] - c["margin"]
+    parts = [f"{ds} ({model}): {int(fails[g.index].sum())} of {len(g)} points fail, mean "
+             f"{(g['value'] - g['dense']).mean():+.1f} vs dense {g['dense'].iloc[0]:.1f} (margin {g['margin'].iloc[0]:.1f})"
+             for (ds, model), g in c.groupby(["dataset", "model"])]
+    share = float(fails.mean())
+    verdict = REPRODUCED if share >= 2 / 3 else NOT_REPRODUCED if share <= 1 / 3 else INCONCLUSIVE
+    return Finding(claim, paper, "; ".join(parts), verdict)
+
+
+def module_sensitivity(modules: pd.DataFrame) -> Finding:
+    """Table 1: OMP-after at 5 % on any subset of ESM's modules damages it. `modules` is
+    `results.module_table` (gap below dense, noise, within_noise per subset): reproduced when every subset
+    is below dense beyond the noise, not reproduced when none is, inconclusive otherwise."""
+    claim = "Table 1: 5 % OMP-after on any module subset hurts the protein model"
+    paper = "Table 1: ESM-1B on HP-S²C2, dense 94.68, every module subset 92.55-93.62 (one or two test proteins)"
+    dense = modules[modules["modules"] == "dense"]["ours"] if len(modules) else pd.Series(dtype=float)
+    rows = modules[(modules["modules"] != "dense") & modules["within_noise"].notna()] if len(modules) else modules
+    if dense.isna().all() or rows.empty:
+        return Finding(claim, paper, "no dense and module-subset records", INCONCLUSIVE)
+    hurt = (rows["gap"] > rows["noise"]).to_numpy()
+    measured = (f"dense {dense.iloc[0]:.2f}; " + "; ".join(
+        f"{r.modules}: {r.ours:.2f} ({-r.gap:+.2f}, noise ±{r.noise:.2f})" for r in rows.itertuples()))
+    verdict = REPRODUCED if hurt.all() else NOT_REPRODUCED if not hurt.any() else INCONCLUSIVE
+    return Finding(claim, paper, measured, verdict)
+
+
+def all_findings(table: pd.DataFrame, layers: pd.DataFrame, protein: pd.DataFrame | None = None,
+                 modules: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The findings table of the report: one row per claim (claim, paper, measured, verdict). `table` and
+    `layers` hold the reasoning sections (arithmetic, commonsense); `protein` the protein section's tidy
+    table and `modules` its Table 1 (`results.module_table`): §4.3 makes other claims there, so its records
+    do not enter the reasoning claims."""
     arith = table[table["task"] == "arithmetic"]
     found = [
         difficulty(arith),
@@ -258,6 +298,8 @@ def all_findings(table: pd.DataFrame, layers: pd.DataFrame) -> pd.DataFrame:
         imp_not_better(table),
         layerwise_alike(layers),
         omp_before_collapse(table, layers),
+        protein_fails_early(protein if protein is not None else table.iloc[:0]),
+        module_sensitivity(modules if modules is not None else pd.DataFrame()),
     ]
     return pd.DataFrame([f.as_dict() for f in found], columns=["claim", "paper", "measured", "verdict"])
 

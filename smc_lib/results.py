@@ -125,3 +125,37 @@ def failing_summary(table: pd.DataFrame, margin: float = FAIL_MARGIN) -> pd.Data
     out = f.pivot(index="method", columns="column", values="cell").fillna("—")
     out.index.name, out.columns.name = None, "method"  # one header row, "method" in its corner
     return out
+
+
+def module_table(records: Iterable, paper: pd.DataFrame | None = None, min_noise: float = FAIL_MARGIN) -> pd.DataFrame:
+    """Table 1 of the paper (ESM module sensitivity) from records of one dataset: dense runs, and OMP-after
+    runs whose scope is a module subset ("Q,K,V" ...: `scope_patterns.include` equal to
+    `module_patterns(subset)`). A row per subset (dense first): seeds, mean accuracy, the half-width of its
+    normal 95 % CI, the paper's value (`paper`: columns modules, value), the gap below dense, the noise (the
+    two CIs together, at least `min_noise` points) and whether the gap is within it."""
+    import numpy as np
+
+    from .tasks.protein.task import MODULE_SUBSETS, module_patterns
+
+    def subset(r) -> str | None:
+        if r.config["method"] == "dense":
+            return "dense"
+        pats = (r.config.get("scope_patterns") or {}).get("include")
+        return next((s for s in MODULE_SUBSETS if module_patterns(s) == pats), None)
+
+    cells = pd.DataFrame([{"modules": subset(r), "accuracy": r.metrics["accuracy"]} for r in records],
+                         columns=["modules", "accuracy"])
+    rows = []
+    for name in ("dense", *MODULE_SUBSETS):
+        acc = cells[cells["modules"] == name]["accuracy"]
+        k = len(acc)
+        ref = paper[paper["modules"] == name]["value"] if paper is not None else pd.Series(dtype=float)
+        rows.append({"modules": name, "seeds": k, "ours": acc.mean() if k else np.nan,
+                     "ci95": 1.96 * acc.std(ddof=1) / np.sqrt(k) if k > 1 else np.nan,
+                     "paper": float(ref.iloc[0]) if len(ref) else np.nan})
+    dense = rows[0]
+    for r in rows[1:]:
+        r["gap"] = dense["ours"] - r["ours"]
+        r["noise"] = max(min_noise, float(np.nansum([r["ci95"], dense["ci95"]])))
+        r["within_noise"] = None if np.isnan(r["gap"]) else bool(abs(r["gap"]) <= r["noise"])
+    return pd.DataFrame(rows, columns=["modules", "seeds", "ours", "ci95", "paper", "gap", "noise", "within_noise"])

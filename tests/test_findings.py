@@ -1,11 +1,15 @@
 """The findings rules on synthetic tables whose verdict is known (no record is read)."""
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from smc_lib import findings as F
+from smc_lib import results
+from smc_lib.tasks.protein.task import MODULE_SUBSETS, module_patterns
 
 LEVELS = (0.2, 0.488, 0.6723, 0.7903)
 METHODS = ("omp_after", "random_after", "lth", "gmp", "omp_before", "random_before", "snip", "snip_rigl",
@@ -111,7 +115,7 @@ def test_all_findings_has_a_verdict_per_claim():
     t = table(lambda ds, m, s: 80.0 - 40 * s)
     out = F.all_findings(t, pd.DataFrame(columns=["task", "dataset", "model", "method", "sparsity", "param", "layer",
                                                   "kind", "numel", "layer_sparsity"]))
-    assert len(out) == 7 and set(out["verdict"]) <= {F.REPRODUCED, F.NOT_REPRODUCED, F.INCONCLUSIVE}
+    assert len(out) == 9 and set(out["verdict"]) <= {F.REPRODUCED, F.NOT_REPRODUCED, F.INCONCLUSIVE}
 
 
 def test_floors_compare_the_dense_mean_with_the_profiles_floor():
@@ -120,3 +124,45 @@ def test_floors_compare_the_dense_mean_with_the_profiles_floor():
     assert out.loc["mawps", "met"] == "yes" and out.loc["mawps", "seeds"] == 3
     assert out.loc["svamp", "met"] == "no records yet"
     assert F.floors(t, {"mawps": 80}).iloc[0]["met"] == "no"
+
+
+def test_protein_fails_early_reads_the_points_above_twenty_percent():
+    def prot(curve):
+        return table(curve, datasets=("hp-s2c2",), task="protein")
+    assert F.protein_fails_early(prot(lambda ds, m, s: 80.0 - (20 if s > 0.2 else 0))).verdict == F.REPRODUCED
+    assert F.protein_fails_early(prot(lambda ds, m, s: 80.0)).verdict == F.NOT_REPRODUCED
+    late = prot(lambda ds, m, s: 60.0 if s > 0.7 else 80.0)                 # only the top level of 3 fails
+    assert F.protein_fails_early(late).verdict == F.NOT_REPRODUCED
+    mixed = prot(lambda ds, m, s: 60.0 if s > 0.4 and m in METHODS[:5] else 80.0)   # half the points fail
+    assert F.protein_fails_early(mixed).verdict == F.INCONCLUSIVE
+    assert F.protein_fails_early(table(lambda *a: 0.0)).verdict == F.INCONCLUSIVE    # no protein records
+
+
+def _module_records(dense=(80.0, 81.0, 79.0), subset=lambda name, seed: 80.0):
+    """Fake records as the esm_modules notebook makes them: dense runs and OMP-after at a module subset."""
+    recs = [SimpleNamespace(config={"method": "dense"}, metrics={"accuracy": v}) for v in dense]
+    for name in MODULE_SUBSETS:
+        recs += [SimpleNamespace(config={"method": "omp_after", "scope_patterns": {"include": module_patterns(name)}},
+                                 metrics={"accuracy": subset(name, seed)}) for seed in range(len(dense))]
+    return recs
+
+
+def test_module_table_names_each_subset_and_its_noise():
+    paper = pd.DataFrame({"modules": ["dense", "Q,K"], "value": [94.68, 92.55]})
+    t = results.module_table(_module_records(subset=lambda name, seed: 70.0 + seed), paper).set_index("modules")
+    assert list(t.index) == ["dense", *MODULE_SUBSETS] and (t["seeds"] == 3).all()
+    assert t.loc["dense", "ours"] == 80.0 and t.loc["Q,K", "ours"] == 71.0 and t.loc["Q,K", "gap"] == 9.0
+    assert t.loc["Q,K", "ci95"] == pytest.approx(1.96 * 1.0 / np.sqrt(3))
+    assert t.loc["Q,K", "paper"] == 92.55 and np.isnan(t.loc["K,V", "paper"])
+    assert not t.loc["Q,K", "within_noise"] and t.loc["Q,K", "noise"] == pytest.approx(max(1.0, 2 * 1.96 / np.sqrt(3)))
+
+
+def test_module_sensitivity_needs_every_subset_beyond_the_noise():
+    hurt = results.module_table(_module_records(subset=lambda name, seed: 70.0))
+    assert F.module_sensitivity(hurt).verdict == F.REPRODUCED
+    same = results.module_table(_module_records(subset=lambda name, seed: 80.5))
+    assert F.module_sensitivity(same).verdict == F.NOT_REPRODUCED
+    some = results.module_table(_module_records(subset=lambda name, seed: 70.0 if name == "Q,K" else 80.0))
+    assert F.module_sensitivity(some).verdict == F.INCONCLUSIVE
+    assert F.module_sensitivity(pd.DataFrame()).verdict == F.INCONCLUSIVE
+    assert F.module_sensitivity(results.module_table(_module_records(dense=()))).verdict == F.INCONCLUSIVE
