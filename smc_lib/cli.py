@@ -135,15 +135,22 @@ def sweep_cmd(section: str, **kw) -> None:
 @main.command("records")
 @click.option("--profile", default=None, help="params/<profile>.yaml (default: params.yaml's `profile`)")
 def records_cmd(profile) -> None:
-    """Per section and dataset: records published out of the grid, dense mean ± σ, summed training hours."""
+    """Per section and dataset: records published out of the grid, dense mean ± σ, summed training hours; then
+    each budget of the profile against what its grid costs (measured, or projected while records are missing)."""
+    from .config import load_profile
+    from .findings import budgets
     from .sweep import status
 
-    table = status(profile)
+    prof = load_profile(profile)
+    table = status(prof)
     click.echo(table.to_string(index=False))
     click.echo(f"total: {int(table['records'].sum())} of {int(table['grid'].sum())} records "
                f"(+ {int(table['rounds'].sum())} IMP rounds), {table['hours'].sum():.2f} h of training "
                f"({table['core_hours'].sum():.2f} core-hours of CPU time; the whole grid at the mean so far: "
                f"{table['projected_core_hours'].sum():.1f})")
+    for b in budgets(table, prof.get("budgets") or {}).itertuples():
+        click.echo(f"budget {b.budget} ({b.sections}): {b.core_hours:.2f} core-hours so far, the grid projected at "
+                   f"{b.projected_core_hours:.1f} of {b.budget_core_hours:g}: {b.verdict}")
 
 
 @main.command("verify")

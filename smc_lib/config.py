@@ -19,7 +19,9 @@ report}) and `notebook` (free-form knobs for the section's notebook). `dense_see
 the seeds of the dense runs, which give every curve its noise band; sparse methods run on `seeds`.
 
 `floors` ({dataset: metric}) is the dense score a section must reach for its curves to mean something (the
-findings page says whether the records meet it).
+findings page says whether the records meet it). `budgets` ({name: {sections: [...], core_hours: N, cuts:
+text}}) is what a group of sections' grid may cost cold, in core-hours of training; the findings page
+measures it from the records (`sweep.status`) and shows the profile's `cuts` (what was cut to fit, and why).
 
 `records` (default `results/<profile>`) is where run records go (small JSON; the default profile's are
 committed); `store` holds the artifacts (checkpoints, weights; never in git). A section with
@@ -43,6 +45,7 @@ GLOBAL_KEYS = {
     "profile": str, "device": str, "data_dir": str, "reference_dir": str, "store": str, "records": str,
     "out_dir": str,
     "executor": str, "ray": dict, "seeds": list, "dense_seeds": list, "sparsities": list, "threads": int,
+    "budgets": dict,
 }
 SECTION_KEYS = {
     "implemented": bool, "datasets": list, "models": list, "methods": list, "sparsities": list,
@@ -150,8 +153,25 @@ def validate(data: dict[str, Any], path: Path | str, check_registries: bool = Tr
     if unknown := set(data.get("ray") or {}) - RAY_KEYS:
         raise SMCError(f"{path}: unknown ray key(s) {sorted(unknown)}; use {', '.join(sorted(RAY_KEYS))}")
     _check_sparsities(path, "sparsities", data.get("sparsities", []))
+    _check_budgets(path, data.get("budgets") or {}, sections(data, implemented_only=False))
     for name in sections(data, implemented_only=False):
         _validate_section(data[name], name, path, check_registries)
+
+
+def _check_budgets(path, budgets: dict, names: list[str]) -> None:
+    for name, b in budgets.items():
+        where = f"{path}: budgets.{name}"
+        if not isinstance(b, dict) or set(b) - {"sections", "core_hours", "cuts"}:
+            raise SMCError(f"{where} must map sections (a list), core_hours (a number) and cuts (text)")
+        if not isinstance(b.get("sections"), list) or not b["sections"]:
+            raise SMCError(f"{where}.sections must list the sections the budget covers, e.g. [arithmetic]")
+        if unknown := [x for x in b["sections"] if x not in names]:
+            raise SMCError(f"{where}.sections: no section {unknown[0]!r} in this profile; choose from {', '.join(names)}")
+        hours = b.get("core_hours")
+        if isinstance(hours, bool) or not isinstance(hours, (int, float)) or hours <= 0:
+            raise SMCError(f"{where}.core_hours must be a positive number of core-hours, got {hours!r}")
+        if not isinstance(b.get("cuts", ""), str):
+            raise SMCError(f"{where}.cuts must be text (what was cut to fit the budget, and why)")
 
 
 def _validate_section(sec: dict, name: str, path, check_registries: bool) -> None:

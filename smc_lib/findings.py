@@ -316,3 +316,28 @@ def floors(table: pd.DataFrame, wanted: dict[str, float]) -> pd.DataFrame:
                      "seeds": int(b["seeds"].iloc[0]) if len(b) else 0, "floor": floor,
                      "met": "yes" if mean >= floor else ("no" if len(b) else "no records yet")})
     return pd.DataFrame(rows, columns=["dataset", "dense", "sd", "seeds", "floor", "met"])
+
+
+def budgets(status: pd.DataFrame, wanted: dict[str, dict]) -> pd.DataFrame:
+    """Per budget of the profile (`budgets`: sections, core_hours, cuts) against `sweep.status`: records
+    published of the grid, core-hours the trainings behind them cost (IMP rounds included), the whole grid
+    projected at the mean so far, and whether it fits — measured once every record is in, projected before."""
+    rows = []
+    for name, b in wanted.items():
+        part = status[status["section"].isin(b["sections"])] if len(status) else status
+        records, grid = int(part["records"].sum()), int(part["grid"].sum())
+        spent = float(part["core_hours"].sum())
+        projected = part["projected_core_hours"]
+        projected = float(projected.sum()) if len(part) and projected.notna().all() else float("nan")
+        limit = float(b["core_hours"])
+        if grid and records == grid:
+            verdict = "within" if spent <= limit else f"over by {spent - limit:.1f}"
+        elif np.isnan(projected):
+            verdict = "not every dataset has a record yet"
+        else:
+            verdict = ("projected within" if projected <= limit else f"projected over by {projected - limit:.1f}")
+        rows.append({"budget": name, "sections": ", ".join(b["sections"]), "records": records, "grid": grid,
+                     "core_hours": round(spent, 2), "projected_core_hours": round(projected, 1),
+                     "budget_core_hours": limit, "verdict": verdict, "cuts": b.get("cuts", "")})
+    return pd.DataFrame(rows, columns=["budget", "sections", "records", "grid", "core_hours", "projected_core_hours",
+                                       "budget_core_hours", "verdict", "cuts"])

@@ -91,8 +91,10 @@ def build(profile: str | None = None, notebooks_dir: str | Path = "outputs/noteb
     found, floors = Path(results_dir) / "findings.csv", Path(results_dir) / "floors.csv"
     findings = pd.read_csv(found) if found.exists() else None
     floor_table = pd.read_csv(floors) if floors.exists() else None
+    budget = Path(results_dir) / "budget.csv"
+    budget_table = pd.read_csv(budget, keep_default_na=False) if budget.exists() else None
     index = out_dir / "index.html"
-    body = render_index(prof, pages, table, findings, floor_table)
+    body = render_index(prof, pages, table, findings, floor_table, budget_table)
     _check_offline(body, index)
     index.write_text(body, encoding="utf-8")
     return index
@@ -110,7 +112,7 @@ def _order(path: Path, prof: dict) -> tuple[int, str]:
     return (names.index(path.stem) if path.stem in names else len(names), path.stem)
 
 
-def render_index(prof: dict[str, Any], pages: list[Path], table, findings=None, floors=None) -> str:
+def render_index(prof: dict[str, Any], pages: list[Path], table, findings=None, floors=None, budget=None) -> str:
     """The index page: about, findings, profile, substitutes, failing-sparsity summary, provenance, links."""
     links = "".join(f'<li><a href="{html.escape(p.name)}">{html.escape(_title(p))}</a></li>' for p in pages)
     summary = failing_summary(table)
@@ -121,10 +123,12 @@ def render_index(prof: dict[str, Any], pages: list[Path], table, findings=None, 
                      "<p>No findings table (outputs/results/findings.csv): run the findings notebook.</p>")
     floors_html = (floors.to_html(classes="floors", border=0, table_id="floors", index=False, escape=True)
                    if floors is not None and len(floors) else "<p>No floors set in this profile.</p>")
+    budget_html = (budget.to_html(classes="budget", border=0, table_id="budget", index=False, escape=True)
+                   if budget is not None and len(budget) else "<p>No budgets set in this profile.</p>")
     return _PAGE.format(
         about=ABOUT, profile=_profile_html(prof), substitutes=_substitutes_html(prof), summary=summary_html,
         links=links, n_runs=_n_runs(table), findings=findings_html, provenance=_provenance_html(table),
-        floors=floors_html,
+        floors=floors_html, budget=budget_html,
         generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
 
 
@@ -187,6 +191,11 @@ the dense mean. Where ours disagree with the paper, the verdict says so.</p>
 <p class="note">The dense score each dataset must reach for its sparse curves to mean something (the profile's
 <code>floors</code>): mean ± σ over the dense seeds.</p>
 {floors}
+<h2>Budget</h2>
+<p class="note">What each grid costs in core-hours of training (the CPU time of the runs' processes, IMP rounds
+included), measured from the records, projected at the mean so far while records are missing, against the
+profile's <code>budgets</code>, and what the profile cut to fit (<code>smc records</code> prints it per dataset).</p>
+{budget}
 <h2>Failing sparsity</h2>
 <p class="note">Per method and dataset: the lowest sparsity whose metric (mean over seeds and folds) falls below
 the dense band (more than max(1 point, 2&nbsp;σ of the dense seeds) under the dense mean); "&gt; x" = never at the

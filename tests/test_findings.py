@@ -166,3 +166,21 @@ def test_module_sensitivity_needs_every_subset_beyond_the_noise():
     assert F.module_sensitivity(some).verdict == F.INCONCLUSIVE
     assert F.module_sensitivity(pd.DataFrame()).verdict == F.INCONCLUSIVE
     assert F.module_sensitivity(results.module_table(_module_records(dense=()))).verdict == F.INCONCLUSIVE
+
+
+def _status(records, grid, core, projected):
+    return pd.DataFrame({"section": ["arithmetic", "arithmetic", "protein"], "dataset": ["mawps", "svamp", "hp-s"],
+                         "records": records, "grid": grid, "core_hours": core, "projected_core_hours": projected})
+
+
+def test_budgets_project_until_the_grid_is_complete_then_measure():
+    wanted = {"science": {"sections": ["arithmetic"], "core_hours": 20, "cuts": "none"},
+              "protein": {"sections": ["protein"], "core_hours": 6}}
+    half = F.budgets(_status([20, 10, 43], [43, 43, 43], [5.0, 4.0, 5.0], [10.8, 17.2, 5.0]), wanted).set_index("budget")
+    assert half.loc["science", "records"] == 30 and half.loc["science", "grid"] == 86
+    assert half.loc["science", "verdict"] == "projected over by 8.0" and half.loc["science", "cuts"] == "none"
+    assert half.loc["protein", "verdict"] == "within"                     # complete: measured, not projected
+    done = F.budgets(_status([43, 43, 43], [43, 43, 43], [12.0, 9.5, 7.0], [12.0, 9.5, 7.0]), wanted).set_index("budget")
+    assert done.loc["science", "verdict"] == "over by 1.5" and done.loc["protein", "verdict"] == "over by 1.0"
+    none = F.budgets(_status([5, 0, 0], [43, 43, 43], [1.0, 0.0, 0.0], [8.0, None, None]), wanted).set_index("budget")
+    assert none.loc["science", "verdict"] == "not every dataset has a record yet"

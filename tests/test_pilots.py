@@ -20,3 +20,16 @@ def test_protein_pilot_logs_each_epoch_and_the_baselines(tmp_path: Path):
     assert row["ours"] == row["per_epoch"][-1]                   # the last epoch, no selection on the test split
     assert row["majority"] == pytest.approx(50.76, abs=0.01) and row["composition_logreg"] > row["majority"]
     assert json.loads((tmp_path / "results.jsonl").read_text().splitlines()[-1]) == row
+
+
+@pytest.mark.skipif(real_data_dir() is None, reason="needs the data (data/ or ../shared/data)")
+def test_arithmetic_pilot_subset_is_a_seeded_shuffle_not_the_files_head():
+    from scripts.pilot.arithmetic import shuffled_subset
+    from smc_lib.tasks.arithmetic.task import ArithmeticTask
+
+    def subset(seed):
+        task = ArithmeticTask("svamp", data_dir=real_data_dir(), embedder="random")
+        shuffled_subset(task, 100, seed)
+        return [p.words for p in task.problems("train")]
+    head = [p.words for p in ArithmeticTask("svamp", data_dir=real_data_dir(), max_train=100).problems("train")]
+    assert len(subset(0)) == 100 and subset(0) == subset(0) and subset(0) != subset(1) and subset(0) != head

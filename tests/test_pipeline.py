@@ -30,7 +30,7 @@ name = src.stem
 out = pathlib.Path(p["out_dir"])
 extra = {"layerwise": ["results/layerwise_similarity.csv", "figures/layerwise_overlay.svg"],
          "lazy_regime": ["figures/lazy_regime_overlap.svg"], "obert_roadmap": ["figures/obert_roadmap.svg"],
-         "findings": ["results/floors.csv"], "translation": ["figures/translation_chrf.svg"]}.get(name, [])
+         "findings": ["results/floors.csv", "results/budget.csv"], "translation": ["figures/translation_chrf.svg"]}.get(name, [])
 for path in (dst, out / "results" / f"{name}.csv", out / "figures" / f"{name}_sparsity.svg",
              out / "figures" / f"{name}_layerwise.svg", pathlib.Path("results") / p["profile"] / name / "run.json",
              *[out / e for e in extra]):

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from smc_lib import plots, report, results
+from smc_lib import findings, plots, report, results
 from smc_lib.errors import SMCError
 
 METHODS = ("omp_after", "snip", "gmp", "lth")
@@ -77,6 +77,10 @@ def make_fake_report(root: Path) -> Path:
         results.save(table, root / "results" / f"{name}.csv")
         (root / "notebooks").mkdir(parents=True, exist_ok=True)
         nbformat.write(fake_notebook(table, name.title()), root / "notebooks" / f"{name}.ipynb")
+    status = pd.DataFrame({"section": ["arithmetic", "commonsense"], "dataset": ["mawps", "csqa"], "records": [43, 10],
+                           "grid": [43, 43], "core_hours": [6.0, 3.0], "projected_core_hours": [6.0, 12.9]})
+    findings.budgets(status, {"science": {"sections": ["arithmetic", "commonsense"], "core_hours": 20,
+                                          "cuts": "none"}}).to_csv(root / "results" / "budget.csv", index=False)
     return report.build("cpu", root / "notebooks", root / "results", root / "report")
 
 
@@ -137,6 +141,12 @@ def test_report_refuses_remote_scripts(tmp_path: Path):
 def test_no_notebooks_is_an_error(tmp_path: Path):
     with pytest.raises(SMCError, match="no executed notebooks"):
         report.build("cpu", tmp_path, tmp_path, tmp_path / "out")
+
+
+def test_index_states_each_budget_and_its_verdict(fake_report: Path):
+    budget = pd.read_html(fake_report, attrs={"id": "budget"})[0].set_index("budget")
+    assert budget.loc["science", "records"] == 53 and budget.loc["science", "projected_core_hours"] == 18.9
+    assert budget.loc["science", "verdict"] == "projected within" and budget.loc["science", "cuts"] == "none"
 
 
 def test_index_names_profile_and_substitutes(fake_report: Path):

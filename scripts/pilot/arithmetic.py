@@ -13,6 +13,7 @@ import argparse
 import csv
 import dataclasses
 import json
+import random
 import time
 from pathlib import Path
 
@@ -39,10 +40,21 @@ def paper_dense(reference_dir: Path | str, model: str, dataset: str) -> float | 
     return None
 
 
+def shuffled_subset(task: ArithmeticTask, n: int, seed: int) -> None:
+    """Train `task` on n of its training problems shuffled with `seed`, not the file's first n (SVAMP's
+    training file lists MAWPS's problems first, then ASDiv-A's). Call before anything reads the problems."""
+    rows = list(task.problems("train"))
+    random.Random(seed).shuffle(rows)
+    task.problems("train")[:] = rows[:n]
+
+
 def run_one(args: argparse.Namespace, dataset: str) -> dict:
     fold = None if dataset == "svamp" else args.fold
+    shuffled = args.max_train and args.subset_seed is not None
     task = ArithmeticTask(dataset, args.model, args.data_dir, fold=fold, seed=args.seed, embedder=args.embedder,
-                          max_train=args.max_train, max_eval=args.max_eval, hidden=args.hidden)
+                          max_train=None if shuffled else args.max_train, max_eval=args.max_eval, hidden=args.hidden)
+    if shuffled:
+        shuffled_subset(task, args.max_train, args.subset_seed)
     cfg = task.default_train_config()
     if args.batch_size:
         cfg = dataclasses.replace(cfg, batch_size=args.batch_size)
@@ -88,6 +100,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, default=None, help="default: Table 4's (4; 8 for SVAMP)")
     p.add_argument("--embedder-lr", type=float, default=None, help="LR of the pretrained embedder (Table 4: 8e-6)")
     p.add_argument("--max-train", type=int, default=None, help="use only the first N training problems")
+    p.add_argument("--subset-seed", type=int, default=None,
+                   help="with --max-train: N problems of the training set shuffled with this seed, not its first N")
     p.add_argument("--max-eval", type=int, default=None, help="score only the first N dev problems")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 is fastest on a shared 2-core box)")
     p.add_argument("--resume", action="store_true", help="checkpoint every epoch and resume from it")
