@@ -18,7 +18,7 @@ _LAZY = {  # public name → (module, attribute); attribute None = the module it
     "register_method": ("smc_lib.methods", "register_method"),
     "register_task": ("smc_lib.tasks", "register_task"),
     "run": ("smc_lib.sweep", "run"),
-    "sweep": ("smc_lib.sweep", None),  # a callable module: sweep("arithmetic", profile="cpu")
+    "sweep": ("smc_lib.sweep", None),  # the module: sweep.sweep("arithmetic", profile="cpu"), sweep.collect, ...
     "RunConfig": ("smc_lib.runs", "RunConfig"),
     "RunResult": ("smc_lib.runs", "RunResult"),
     "load_profile": ("smc_lib.config", "load_profile"),

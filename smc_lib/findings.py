@@ -283,12 +283,62 @@ def module_sensitivity(modules: pd.DataFrame) -> Finding:
     return Finding(claim, paper, measured, verdict)
 
 
+def obert_beats_lth(roadmap: pd.DataFrame, table: pd.DataFrame, level: float = 0.6723) -> Finding:
+    """C.2 / Figure 9: oBERT inside IMP with LR rewinding and distillation (`obert_imp`) beats LTH at `level`
+    on the roadmap's records (`roadmap`, one scope for both), by more than the margin of the dense band in
+    `table`: reproduced when above by more, not reproduced when below by more, inconclusive within."""
+    claim = f"C.2: oBERT (+ LRR + KD) beats LTH at {level:.0%} (roadmap, scope encoder)"
+    paper = "Fig. 9: on CSQA, oBERT with LRR and KD recovers most of the accuracy LTH loses at high sparsity"
+    c = curves(roadmap) if len(roadmap) else roadmap
+    at = c[(c["sparsity"] - level).abs() < 1e-3] if len(c) else c
+    band = noise_band(table) if len(table) else pd.DataFrame()
+    rows = []
+    for (task, ds, model), part in at.groupby(["task", "dataset", "model"]) if len(at) else []:
+        v = part.set_index("method")["value"]
+        b = band[(band["task"] == task) & (band["dataset"] == ds) & (band["model"] == model)] if len(band) else band
+        if {"obert_imp", "lth"} <= set(v.index) and len(b):
+            rows.append((ds, v["obert_imp"], v["lth"], float(b["margin"].iloc[0])))
+    if not rows:
+        return Finding(claim, paper, f"no oBERT and LTH roadmap records at {level:.0%} with a dense band", INCONCLUSIVE)
+    measured = "; ".join(f"{ds}: oBERT {o:.1f} vs LTH {lt:.1f} ({o - lt:+.1f}, margin {m:.1f})" for ds, o, lt, m in rows)
+    above = sum(o - lt > m for _, o, lt, m in rows)
+    below = sum(lt - o > m for _, o, lt, m in rows)
+    verdict = REPRODUCED if above == len(rows) else NOT_REPRODUCED if below == len(rows) else INCONCLUSIVE
+    return Finding(claim, paper, measured, verdict)
+
+
+def obert_deeper_sparser(layers: pd.DataFrame, rival: str = "lth", min_rho: float = 0.5, gap: float = 0.3) -> Finding:
+    """C.2 / Figure 10: oBERT's masks make deeper layers sparser, unlike magnitude pruning. Per dataset and
+    level, the Spearman correlation of transformer-layer index and per-parameter sparsity, oBERT
+    (`obert_imp`) against `rival`: reproduced when at most levels oBERT's is ≥ `min_rho` and above the rival's
+    by `gap`; not reproduced when at most levels it is not above the rival's by a third of `gap`."""
+    claim = f"C.2: oBERT prunes deeper layers harder ({rival} does not)"
+    paper = "Fig. 10: oBERT's layerwise sparsity rises with depth; the magnitude methods' is flat"
+    part = layers[(layers["layer"] >= 0) & layers["method"].isin(["obert_imp", rival])] if len(layers) else layers
+    rows = []
+    for (ds, s), g in part.groupby(["dataset", "sparsity"]) if len(part) else []:
+        rho = {m: g[g["method"] == m][["layer", "layer_sparsity"]].corr(method="spearman").iloc[0, 1]
+               for m in ("obert_imp", rival) if (g["method"] == m).sum() > 2}
+        if len(rho) == 2:
+            rows.append((ds, s, 0.0 if pd.isna(rho["obert_imp"]) else rho["obert_imp"],
+                         0.0 if pd.isna(rho[rival]) else rho[rival]))
+    if not rows:
+        return Finding(claim, paper, f"no oBERT and {rival} per-layer records at a common level", INCONCLUSIVE)
+    measured = "; ".join(f"{ds} {s:.0%}: depth-sparsity ρ oBERT {o:+.2f}, {rival} {r:+.2f}" for ds, s, o, r in rows)
+    yes = sum(o >= min_rho and o - r >= gap for _, _, o, r in rows)
+    no = sum(o - r < gap / 3 for _, _, o, r in rows)
+    verdict = REPRODUCED if yes * 2 > len(rows) else NOT_REPRODUCED if no * 2 > len(rows) else INCONCLUSIVE
+    return Finding(claim, paper, measured, verdict)
+
+
 def all_findings(table: pd.DataFrame, layers: pd.DataFrame, protein: pd.DataFrame | None = None,
-                 modules: pd.DataFrame | None = None) -> pd.DataFrame:
+                 modules: pd.DataFrame | None = None, roadmap: pd.DataFrame | None = None,
+                 roadmap_layers: pd.DataFrame | None = None) -> pd.DataFrame:
     """The findings table of the report: one row per claim (claim, paper, measured, verdict). `table` and
     `layers` hold the reasoning sections (arithmetic, commonsense); `protein` the protein section's tidy
     table and `modules` its Table 1 (`results.module_table`): §4.3 makes other claims there, so its records
-    do not enter the reasoning claims."""
+    do not enter the reasoning claims; `roadmap` / `roadmap_layers` the oBERT roadmap's records (Appendix C.2,
+    `sweep.roadmap`), tidy and per layer."""
     arith = table[table["task"] == "arithmetic"]
     found = [
         difficulty(arith),
@@ -300,6 +350,8 @@ def all_findings(table: pd.DataFrame, layers: pd.DataFrame, protein: pd.DataFram
         omp_before_collapse(table, layers),
         protein_fails_early(protein if protein is not None else table.iloc[:0]),
         module_sensitivity(modules if modules is not None else pd.DataFrame()),
+        obert_beats_lth(roadmap if roadmap is not None else table.iloc[:0], table),
+        obert_deeper_sparser(roadmap_layers if roadmap_layers is not None else layers.iloc[:0]),
     ]
     return pd.DataFrame([f.as_dict() for f in found], columns=["claim", "paper", "measured", "verdict"])
 

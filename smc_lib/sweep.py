@@ -6,15 +6,13 @@ Executors: `local` runs in this process with a progress bar; `ray` submits each 
 (`num_gpus_per_run` from the profile's `ray:` block) to the cluster at `address`, or to a local one.
 Both read and write the same run store, so a sweep is resumable and gives one table either way.
 
-`from smc_lib import sweep` gives the module, which is callable as `sweep(section, ...)`.
+`from smc_lib import sweep` gives this module: `sweep.sweep(section, ...)` runs a grid.
 """
 from __future__ import annotations
 
 import contextlib
 import itertools
 import os
-import sys
-import types
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
@@ -77,6 +75,36 @@ def grid(profile: dict | str | None, task: str, **overrides: Any) -> list[RunCon
     if not dense:
         raise SMCError(f"the {task!r} sweep is empty; list datasets and models in its profile section")
     return _unique(dense + sparse)
+
+
+ROADMAP = {"LTH": ("lth", False), "+ LR rewinding": ("lth_norewind", False),
+           "+ distillation": ("lth_norewind", True), "oBERT (+ LRR + KD)": ("obert_imp", True)}
+
+
+def roadmap(profile: dict | str | None) -> tuple[list[RunConfig], dict[str, str], Store]:
+    """Figure 9's runs (Appendix C.2): each step of ROADMAP (method, with distillation from the dense model or
+    not) at the sparsities of the commonsense section's `notebook.roadmap` ({dataset, sparsities, distill}),
+    all at scope `encoder` so that they share a denominator. Returns the configs, each config key's step
+    name, and their store (records under `<records>/obert_roadmap`). No roadmap in the profile: no configs."""
+    import dataclasses
+
+    prof = profile if isinstance(profile, dict) else load_profile(profile)
+    base = profile_store(prof)
+    store = Store(records=base.records / "obert_roadmap", artifacts=base.artifacts)
+    if "commonsense" not in prof:
+        return [], {}, store
+    sec = section(prof, "commonsense")
+    opts = (sec.get("notebook") or {}).get("roadmap")
+    configs, label = [], {}
+    if not opts or not sec.get("implemented", True):
+        return configs, label, store
+    for name, (method, kd) in ROADMAP.items():
+        for s in opts["sparsities"]:
+            c = make_config(prof, "commonsense", dataset=opts["dataset"], method=method, sparsity=s)
+            c = dataclasses.replace(c, scope="encoder", train={**c.train, **({"distill": opts["distill"]} if kd else {})})
+            configs.append(c)
+            label[c.key()] = name
+    return configs, label, store
 
 
 def _unique(runs: list[RunConfig]) -> list[RunConfig]:
@@ -366,13 +394,3 @@ def cli_sweep(section_name: str, profile: str | None = None, executor: str | Non
     if out:
         _results.save(table, out)
     return table
-
-
-class _CallableModule(types.ModuleType):
-    """Lets `from smc_lib import sweep; sweep("arithmetic")` work whether the name resolves to this module."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> pd.DataFrame:
-        return sweep(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule

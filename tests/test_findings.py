@@ -115,7 +115,7 @@ def test_all_findings_has_a_verdict_per_claim():
     t = table(lambda ds, m, s: 80.0 - 40 * s)
     out = F.all_findings(t, pd.DataFrame(columns=["task", "dataset", "model", "method", "sparsity", "param", "layer",
                                                   "kind", "numel", "layer_sparsity"]))
-    assert len(out) == 9 and set(out["verdict"]) <= {F.REPRODUCED, F.NOT_REPRODUCED, F.INCONCLUSIVE}
+    assert len(out) == 11 and set(out["verdict"]) <= {F.REPRODUCED, F.NOT_REPRODUCED, F.INCONCLUSIVE}
 
 
 def test_floors_compare_the_dense_mean_with_the_profiles_floor():
@@ -184,3 +184,43 @@ def test_budgets_project_until_the_grid_is_complete_then_measure():
     assert done.loc["science", "verdict"] == "over by 1.5" and done.loc["protein", "verdict"] == "over by 1.0"
     none = F.budgets(_status([5, 0, 0], [43, 43, 43], [1.0, 0.0, 0.0], [8.0, None, None]), wanted).set_index("budget")
     assert none.loc["science", "verdict"] == "not every dataset has a record yet"
+
+
+def _roadmap(lth, obert):
+    """Roadmap records on CSQA as a tidy table: LTH and oBERT-in-IMP at each level."""
+    rows = [dict(task="commonsense", dataset="csqa", model="minilm", method=m, sparsity=s, seed=0, value=f(s))
+            for m, f in (("lth", lth), ("obert_imp", obert)) for s in LEVELS]
+    t = pd.DataFrame(rows)
+    return t.assign(fold=pd.array([None] * len(t), dtype="Int64"), metric="accuracy", achieved_sparsity=t["sparsity"],
+                    achieved_sparsity_all=t["sparsity"], wall_s=1.0)
+
+
+def test_obert_beats_lth_reads_the_level_against_the_dense_band():
+    grid = table(lambda *a: 40.0, datasets=("csqa",), task="commonsense", dense=(42.0, 41.0, 42.5))
+    grid["model"] = "minilm"
+    margin = F.noise_band(grid)["margin"].iloc[0]
+    assert F.obert_beats_lth(_roadmap(lambda s: 30.0, lambda s: 30.0 + 2 * margin), grid).verdict == F.REPRODUCED
+    assert F.obert_beats_lth(_roadmap(lambda s: 30.0, lambda s: 30.0 - 2 * margin), grid).verdict == F.NOT_REPRODUCED
+    assert F.obert_beats_lth(_roadmap(lambda s: 30.0, lambda s: 30.0 + margin / 2), grid).verdict == F.INCONCLUSIVE
+    # only the 67 % point counts: oBERT far ahead elsewhere does not make it
+    assert F.obert_beats_lth(_roadmap(lambda s: 30.0, lambda s: 30.0 if s == 0.6723 else 50.0), grid).verdict \
+        == F.INCONCLUSIVE
+    assert F.obert_beats_lth(_roadmap(lambda s: 30.0, lambda s: 40.0).iloc[:0], grid).verdict == F.INCONCLUSIVE
+
+
+def _depth(obert, lth):
+    """Per-parameter rows of two roadmap runs: layers 0-5, two parameters each, sparsity from f(layer)."""
+    rows = [dict(task="commonsense", dataset="csqa", model="minilm", method=m, sparsity=0.488, param=f"layer.{i}.{k}",
+                 layer=i, kind="ffn", numel=100, layer_sparsity=f(i)) for m, f in (("obert_imp", obert), ("lth", lth))
+            for i in range(6) for k in ("a", "b")]
+    rows.append(dict(task="commonsense", dataset="csqa", model="minilm", method="obert_imp", sparsity=0.488,
+                     param="embeddings.w", layer=-1, kind="embedding", numel=100, layer_sparsity=0.0))
+    return pd.DataFrame(rows)
+
+
+def test_obert_deeper_sparser_compares_depth_trends():
+    rising, flat = (lambda i: 0.3 + 0.05 * i), (lambda i: 0.488 + 0.001 * (-1) ** i)
+    assert F.obert_deeper_sparser(_depth(rising, flat)).verdict == F.REPRODUCED
+    assert F.obert_deeper_sparser(_depth(flat, flat)).verdict == F.NOT_REPRODUCED
+    assert F.obert_deeper_sparser(_depth(rising, rising)).verdict == F.NOT_REPRODUCED       # LTH rises as much
+    assert F.obert_deeper_sparser(_depth(rising, flat).query("method == 'lth'")).verdict == F.INCONCLUSIVE

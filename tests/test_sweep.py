@@ -55,7 +55,7 @@ def test_grid_overrides_and_per_dataset(tmp_path: Path):
 
 
 def test_local_sweep_table(tmp_path: Path):
-    table = sweep("toy", profile=str(write_profile(tmp_path / "p.yaml")), store=tmp_path / "s", progress=False)
+    table = sweep.sweep("toy", profile=str(write_profile(tmp_path / "p.yaml")), store=tmp_path / "s", progress=False)
     assert list(table.columns) == COLUMNS
     assert len(table) == 7 * 2  # accuracy and loss per run
     assert set(table["method"]) == {"dense", "omp_after", "omp_before", "gmp"}
@@ -75,7 +75,7 @@ SWEEP_SCRIPT = textwrap.dedent("""
         time.sleep(delay)  # slow enough for the test to kill it between runs
         return real(cfg, store_, data_dir)
     runs._train = counted
-    sweep("toy", profile=profile, store=store, progress=False).to_csv(store + "/table.csv", index=False)
+    sweep.sweep("toy", profile=profile, store=store, progress=False).to_csv(store + "/table.csv", index=False)
 """)
 
 
@@ -112,7 +112,7 @@ def test_killed_sweep_resumes_without_recomputing(tmp_path: Path):
     assert len(retrained) == 7 - len(done_before) and len(set(retrained)) == len(retrained)
 
     resumed = pd.read_csv(store / "table.csv")
-    fresh = sweep("toy", profile=str(prof), store=tmp_path / "fresh", progress=False)
+    fresh = sweep.sweep("toy", profile=str(prof), store=tmp_path / "fresh", progress=False)
     fresh = pd.read_csv(pd.io.common.StringIO(fresh.to_csv(index=False)))  # same dtypes as the CSV
     pd.testing.assert_frame_equal(comparable(resumed), comparable(fresh))
 
@@ -120,9 +120,23 @@ def test_killed_sweep_resumes_without_recomputing(tmp_path: Path):
 def test_ray_gives_the_local_table(tmp_path: Path):
     pytest.importorskip("ray")
     prof = write_profile(tmp_path / "p.yaml", methods=["dense", "omp_after", "gmp"], sparsities=[0.5])
-    local = sweep("toy", profile=str(prof), store=tmp_path / "local", progress=False)
+    local = sweep.sweep("toy", profile=str(prof), store=tmp_path / "local", progress=False)
     started = time.time()
-    on_ray = sweep("toy", profile=str(prof), store=tmp_path / "ray", executor="ray", progress=False)
+    on_ray = sweep.sweep("toy", profile=str(prof), store=tmp_path / "ray", executor="ray", progress=False)
     print(f"ray sweep: {time.time() - started:.1f}s")
     pd.testing.assert_frame_equal(comparable(local), comparable(on_ray))
     assert len(list((tmp_path / "ray" / "toy").glob("*.json"))) == 3
+
+
+def test_roadmap_gives_every_step_at_every_level_in_one_scope():
+    from smc_lib.config import load_profile
+
+    prof = load_profile("smoke")
+    configs, label, store = sweep.roadmap(prof)
+    levels = prof["commonsense"]["notebook"]["roadmap"]["sparsities"]
+    assert len(configs) == len(sweep.ROADMAP) * len(levels) and len(label) == len(configs)   # distinct keys
+    assert {c.scope for c in configs} == {"encoder"} and store.records.name == "obert_roadmap"
+    for c in configs:
+        method, kd = sweep.ROADMAP[label[c.key()]]
+        assert c.method == method and ("distill" in c.train) == kd and c.dataset == "csqa"
+    assert sweep.roadmap({**prof, "commonsense": {**prof["commonsense"], "notebook": {}}})[0] == []
