@@ -42,10 +42,12 @@ class Finding:
 
 
 # ------------------------------------------------------------------------------------------- noise band
-def _curves(table: pd.DataFrame) -> pd.DataFrame:
-    """Sparse curves (means over seeds and folds) with their dense band joined."""
+def _curves(table: pd.DataFrame, band_from: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Sparse curves (means over seeds and folds) with their dense band joined (the band of `band_from`'s
+    dense runs when given: the roadmap's records have none of their own)."""
     c = curves(table)
-    return c[c["method"] != "dense"].merge(noise_band(table), on=["task", "dataset", "model"], how="inner")
+    band = noise_band(table if band_from is None else band_from)
+    return c[c["method"] != "dense"].merge(band, on=["task", "dataset", "model"], how="inner")
 
 
 def failing(table: pd.DataFrame) -> pd.DataFrame:
@@ -289,15 +291,13 @@ def obert_beats_lth(roadmap: pd.DataFrame, table: pd.DataFrame, level: float = 0
     `table`: reproduced when above by more, not reproduced when below by more, inconclusive within."""
     claim = f"C.2: oBERT (+ LRR + KD) beats LTH at {level:.0%} (roadmap, scope encoder)"
     paper = "Fig. 9: on CSQA, oBERT with LRR and KD recovers most of the accuracy LTH loses at high sparsity"
-    c = curves(roadmap) if len(roadmap) else roadmap
-    at = c[(c["sparsity"] - level).abs() < 1e-3] if len(c) else c
-    band = noise_band(table) if len(table) else pd.DataFrame()
+    c = _curves(roadmap, band_from=table)
+    at = c[(c["sparsity"] - level).abs() < 1e-3]
     rows = []
-    for (task, ds, model), part in at.groupby(["task", "dataset", "model"]) if len(at) else []:
+    for (_, ds, _), part in at.groupby(["task", "dataset", "model"]):
         v = part.set_index("method")["value"]
-        b = band[(band["task"] == task) & (band["dataset"] == ds) & (band["model"] == model)] if len(band) else band
-        if {"obert_imp", "lth"} <= set(v.index) and len(b):
-            rows.append((ds, v["obert_imp"], v["lth"], float(b["margin"].iloc[0])))
+        if {"obert_imp", "lth"} <= set(v.index):
+            rows.append((ds, v["obert_imp"], v["lth"], float(part["margin"].iloc[0])))
     if not rows:
         return Finding(claim, paper, f"no oBERT and LTH roadmap records at {level:.0%} with a dense band", INCONCLUSIVE)
     measured = "; ".join(f"{ds}: oBERT {o:.1f} vs LTH {lt:.1f} ({o - lt:+.1f}, margin {m:.1f})" for ds, o, lt, m in rows)

@@ -118,18 +118,22 @@ def render_index(prof: dict[str, Any], pages: list[Path], table, findings=None, 
     summary = failing_summary(table)
     summary_html = (summary.to_html(classes="summary", border=0, table_id="failing-summary", escape=True)
                     if len(summary) else "<p>No results tables found in outputs/results.</p>")
-    findings_html = (findings.to_html(classes="findings", border=0, table_id="findings", index=False, escape=True)
-                     if findings is not None and len(findings) else
-                     "<p>No findings table (outputs/results/findings.csv): run the findings notebook.</p>")
-    floors_html = (floors.to_html(classes="floors", border=0, table_id="floors", index=False, escape=True)
-                   if floors is not None and len(floors) else "<p>No floors set in this profile.</p>")
-    budget_html = (budget.to_html(classes="budget", border=0, table_id="budget", index=False, escape=True)
-                   if budget is not None and len(budget) else "<p>No budgets set in this profile.</p>")
+    findings_html = _table_html(findings, "findings", "No findings table (outputs/results/findings.csv): run the "
+                                "findings notebook.")
+    floors_html = _table_html(floors, "floors", "No floors set in this profile.")
+    budget_html = _table_html(budget, "budget", "No budgets set in this profile.")
     return _PAGE.format(
         about=ABOUT, profile=_profile_html(prof), substitutes=_substitutes_html(prof), summary=summary_html,
         links=links, n_runs=_n_runs(table), findings=findings_html, provenance=_provenance_html(table),
         floors=floors_html, budget=budget_html,
         generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
+
+
+def _table_html(table, table_id: str, empty: str) -> str:
+    """One of the index's tables (findings, floors, budget) as HTML, or a line saying why it is missing."""
+    if table is None or not len(table):
+        return f"<p>{html.escape(empty)}</p>"
+    return table.to_html(classes=table_id, border=0, table_id=table_id, index=False, escape=True)
 
 
 def _provenance_html(table) -> str:
