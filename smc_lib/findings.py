@@ -8,6 +8,11 @@ and, where the claim is about masks, the per-layer table (`plots.layerwise_table
 - NOT_REPRODUCED: they show the opposite;
 - INCONCLUSIVE: the differences are within the noise band, or the records needed are missing.
 
+While a grid is being computed the rules take `missing`, the grid points with no record yet (task, dataset,
+model, method, sparsity: `results.points` of `sweep.collect`'s missing configs), and give a verdict only
+when no outcome of those points could change it: a reading of a half-computed grid is inconclusive, not
+provisional. Without `missing` the table is taken as the whole grid.
+
 The noise band of a curve is that of its dense runs: a sparse point is *below dense* when it is more than
 `margin = max(1 point, 2 σ of the dense seeds)` under the dense mean (one seed: 1 point). Two methods
 *differ* when their values differ by more than the same margin. Nothing here knows which verdict to expect:
@@ -41,6 +46,9 @@ class Finding:
         return asdict(self)
 
 
+POINT = ["task", "dataset", "model", "method", "sparsity"]
+
+
 # ------------------------------------------------------------------------------------------- noise band
 def _curves(table: pd.DataFrame, band_from: pd.DataFrame | None = None) -> pd.DataFrame:
     """Sparse curves (means over seeds and folds) with their dense band joined (the band of `band_from`'s
@@ -59,32 +67,76 @@ def _pct(x: float) -> str:
     return "never (within the grid)" if pd.isna(x) else f"{x:.1%}"
 
 
+def _absent(missing: pd.DataFrame | None, methods: tuple[str, ...] | None = None) -> pd.DataFrame:
+    """The sparse grid points with no record yet (of `methods` when given); none when `missing` is None."""
+    if missing is None or len(missing) == 0:
+        return pd.DataFrame(columns=POINT)
+    m = missing[missing["method"] != "dense"]
+    if methods is not None:
+        m = m[m["method"].isin(methods)]
+    return m[POINT].drop_duplicates()
+
+
+def _awaiting(measured: str, n: int) -> str:
+    """`measured`, and how many of the claim's points wait for records."""
+    return "; ".join(p for p in (measured, f"{n} undecided, awaiting records" if n else "") if p)
+
+
+def _fail_bounds(c: pd.DataFrame, absent: pd.DataFrame) -> pd.DataFrame:
+    """Per task/dataset/model/method (from `_curves` points and absent points): the lowest and highest
+    failing sparsity the curve can still turn out to have, whatever its absent points show (`inf`: it does
+    not fail within the grid), and `may_fail`: whether it can fail within the grid at all. A curve that
+    fails nowhere it was run, with no absent point, fails above its highest level: `lo` is just above it."""
+    group = ["task", "dataset", "model", "method"]
+    fails = c.assign(fail=c["value"] < c["dense"] - c["margin"])
+    rows = []
+    for key, part in pd.concat([fails[group + ["sparsity", "fail"]], absent.assign(fail=np.nan)]).groupby(group):
+        failed = part.loc[part["fail"] == True, "sparsity"]                 # noqa: E712 (NaN: absent)
+        unknown = part.loc[part["fail"].isna(), "sparsity"]
+        hi = float(failed.min()) if len(failed) else np.inf
+        may = pd.concat([failed, unknown])
+        lo = float(may.min()) if len(may) else float(part["sparsity"].max()) + 1e-9
+        rows.append(dict(zip(group, key), lo=lo, hi=hi, may_fail=bool(len(may))))
+    return pd.DataFrame(rows, columns=group + ["lo", "hi", "may_fail"])
+
+
 # ------------------------------------------------------------------------------------------- the claims
-def difficulty(table: pd.DataFrame, easy: str = "mawps", hard: str = "svamp") -> Finding:
+def difficulty(table: pd.DataFrame, easy: str = "mawps", hard: str = "svamp",
+               missing: pd.DataFrame | None = None) -> Finding:
     """① Prunability falls with task difficulty: among the methods that fail within the grid on either
     dataset, the harder one fails at a strictly lower sparsity for most and never at a higher one (a
     method that never fails counts as failing above the grid)."""
     claim = f"① harder task, lower failing sparsity ({hard.upper()} vs {easy.upper()})"
     paper = "SVAMP (and CSQA/RACE, 10-to-10) fail at lower sparsities than MAWPS (WinoGrande, 2-to-2)"
-    f = failing(table)
-    e = f[f["dataset"] == easy].set_index(["model", "method"])["failing_sparsity"]
-    h = f[f["dataset"] == hard].set_index(["model", "method"])["failing_sparsity"]
+    b = _fail_bounds(_curves(table), _absent(missing)).set_index(["dataset", "model", "method"])
+    e, h = b.xs(easy, level="dataset") if easy in b.index.get_level_values(0) else b.iloc[:0], \
+        b.xs(hard, level="dataset") if hard in b.index.get_level_values(0) else b.iloc[:0]
     both = e.index.intersection(h.index)
     if len(both) == 0:
         return Finding(claim, paper, f"no method run on both {easy} and {hard}", INCONCLUSIVE)
-    inf = np.inf
-    ev, hv = e[both].fillna(inf), h[both].fillna(inf)
-    considered = [(i, ev[i], hv[i]) for i in both if ev[i] < inf or hv[i] < inf]
-    if not considered:
+    lower, higher, equal, undecided = [], [], [], []
+    for i in both:
+        a, z = e.loc[i], h.loc[i]
+        if not (a["may_fail"] or z["may_fail"]):
+            continue                                            # neither fails within the grid: no reading
+        if z["hi"] < a["lo"]:
+            lower.append(i)
+        elif z["lo"] > a["hi"]:
+            higher.append(i)
+        elif a["lo"] == a["hi"] == z["lo"] == z["hi"]:
+            equal.append(i)
+        else:
+            undecided.append(i)
+    n = len(lower) + len(higher) + len(equal) + len(undecided)
+    if n == 0:
         return Finding(claim, paper, "no method fails within the grid on either dataset", INCONCLUSIVE)
-    lower = [i for i, a, b in considered if b < a]
-    higher = [i for i, a, b in considered if b > a]
-    measured = (f"of {len(considered)} methods failing on either: {hard} fails lower for {len(lower)}, "
+    measured = (f"of {n} methods failing on either: {hard} fails lower for {len(lower)}, "
                 f"higher for {len(higher)} ({', '.join(m for _, m in higher) or 'none'}), "
-                f"equal for {len(considered) - len(lower) - len(higher)}")
-    if higher and len(higher) >= len(lower):
+                f"equal for {len(equal)}")
+    measured = _awaiting(measured, len(undecided))
+    if higher and len(higher) >= len(lower) + len(undecided):
         verdict = NOT_REPRODUCED
-    elif len(lower) * 2 > len(considered) and not higher:
+    elif len(lower) * 2 > n and not higher and not undecided:
         verdict = REPRODUCED
     else:
         verdict = INCONCLUSIVE
@@ -101,38 +153,53 @@ def _pairs(c: pd.DataFrame, a: tuple[str, ...], b: tuple[str, ...]) -> pd.DataFr
     return m
 
 
-def post_beats_prior(table: pd.DataFrame) -> Finding:
+def _undecided_pairs(c: pd.DataFrame, missing: pd.DataFrame | None, a: tuple[str, ...], b: tuple[str, ...]) -> int:
+    """(a, b) pairs at a common grid point that `_pairs(c, a, b)` cannot read yet: a side has no record."""
+    absent = _absent(missing, a + b)
+    if absent.empty:
+        return 0
+    pts = pd.concat([c[POINT], absent]).drop_duplicates()
+    keys = ["task", "dataset", "model", "sparsity"]
+    every = pts[pts["method"].isin(a)].merge(pts[pts["method"].isin(b)], on=keys)
+    return len(every) - len(_pairs(c, a, b))
+
+
+def post_beats_prior(table: pd.DataFrame, missing: pd.DataFrame | None = None) -> Finding:
     """② Prior-training pruning loses to post-training pruning: over every (post, prior) pair at the same
     sparsity, post wins (by more than the margin) at least half the time and loses at most a tenth."""
     claim = "② post-training pruning (LTH, GMP, OMP-after) beats prior-training (OMP-before, SNIP, RigL ×3)"
     paper = "§4.1 ③: at the same sparsity, after-training methods stay above before-training ones"
-    m = _pairs(_curves(table), POST, PRIOR)
-    if m.empty:
+    c = _curves(table)
+    m, u = _pairs(c, POST, PRIOR), _undecided_pairs(c, missing, POST, PRIOR)
+    if m.empty and not u:
         return Finding(claim, paper, "no post/prior pair at a common sparsity", INCONCLUSIVE)
     wins, losses = int((m["diff"] > m["margin"]).sum()), int((m["diff"] < -m["margin"]).sum())
-    n = len(m)
-    measured = f"{n} pairs: post wins {wins}, loses {losses}, within noise {n - wins - losses}"
-    if losses > wins:
+    n = len(m) + u
+    measured = _awaiting(f"{n} pairs: post wins {wins}, loses {losses}, within noise {len(m) - wins - losses}", u)
+    if losses > wins + u:
         verdict = NOT_REPRODUCED
-    elif wins * 2 >= n and losses * 10 <= n:
+    elif wins * 2 >= n and (losses + u) * 10 <= n:
         verdict = REPRODUCED
     else:
         verdict = INCONCLUSIVE
     return Finding(claim, paper, measured, verdict)
 
 
-def snip_no_better_than_random(table: pd.DataFrame) -> Finding:
+def snip_no_better_than_random(table: pd.DataFrame, missing: pd.DataFrame | None = None) -> Finding:
     """② SNIP is no better than random pruning before training: SNIP never beats random_before by more
     than the margin (not reproduced when it does at most of the common sparsities)."""
     claim = "② SNIP is no better than random pruning before training"
     paper = "§4.1: SNIP performs no better than random pruning at initialization"
-    m = _pairs(_curves(table), ("snip",), ("random_before",))
-    if m.empty:
+    c = _curves(table)
+    m = _pairs(c, ("snip",), ("random_before",))
+    u = _undecided_pairs(c, missing, ("snip",), ("random_before",))
+    if m.empty and not u:
         return Finding(claim, paper, "no SNIP / random-before pair at a common sparsity", INCONCLUSIVE)
     better = int((m["diff"] > m["margin"]).sum())
-    measured = (f"SNIP above random-before by more than the margin at {better} of {len(m)} points "
-                f"(mean difference {m['diff'].mean():+.1f})")
-    verdict = REPRODUCED if better == 0 else NOT_REPRODUCED if better * 2 > len(m) else INCONCLUSIVE
+    n = len(m) + u
+    measured = _awaiting(f"SNIP above random-before by more than the margin at {better} of {n} points"
+                         + (f" (mean difference {m['diff'].mean():+.1f})" if len(m) else ""), u)
+    verdict = (REPRODUCED if better == 0 and not u else NOT_REPRODUCED if better * 2 > n else INCONCLUSIVE)
     return Finding(claim, paper, measured, verdict)
 
 
@@ -145,62 +212,79 @@ def _kind_sparsity(layers: pd.DataFrame, kind: str) -> pd.DataFrame:
     return g[keys + ["kind_sparsity"]]
 
 
-def snip_embedding(layers: pd.DataFrame, rival: str = "omp_before") -> Finding:
+def snip_embedding(layers: pd.DataFrame, rival: str = "omp_before", missing: pd.DataFrame | None = None) -> Finding:
     """② SNIP concentrates its pruning in the embedding: at most levels its embedding sparsity is above
     both the overall level and `rival`'s embedding sparsity (by 5 points)."""
     claim = "② SNIP prunes the embedding hardest"
     paper = "Fig. 6: 99.7 % embedding sparsity at 36 % overall (RoBERTa; MiniLM's embedding is ~half the scope)"
-    if layers.empty:
-        return Finding(claim, paper, "no per-layer records", INCONCLUSIVE)
-    k = _kind_sparsity(layers, "embedding")
+    k = _kind_sparsity(layers, "embedding") if len(layers) else pd.DataFrame(columns=POINT + ["kind_sparsity"])
     keys = ["task", "dataset", "model", "sparsity"]
     s = k[k["method"] == "snip"].merge(k[k["method"] == rival], on=keys, suffixes=("", "_rival"))
-    if s.empty:
+    u = len(_absent(missing, ("snip", rival)).drop_duplicates(keys))     # levels a side of is still to come
+    if s.empty and not u:
         return Finding(claim, paper, f"no SNIP / {rival} per-layer records at a common sparsity", INCONCLUSIVE)
     above = (s["kind_sparsity"] > s["sparsity"] + 0.05) & (s["kind_sparsity"] > s["kind_sparsity_rival"] + 0.05)
     below = (s["kind_sparsity"] < s["sparsity"] - 0.05)
     detail = "; ".join(f"{r.dataset} {r.sparsity:.0%}: {r.kind_sparsity:.1%} (vs {rival} {r.kind_sparsity_rival:.1%})"
                        for r in s.itertuples())
-    measured = f"SNIP's embedding sparsity above the level and {rival}'s at {int(above.sum())} of {len(s)}: {detail}"
-    verdict = REPRODUCED if above.sum() * 2 > len(s) else NOT_REPRODUCED if below.sum() * 2 > len(s) else INCONCLUSIVE
+    n = len(s) + u
+    measured = _awaiting(f"SNIP's embedding sparsity above the level and {rival}'s at {int(above.sum())} of {n}"
+                         + (f": {detail}" if detail else ""), u)
+    verdict = REPRODUCED if above.sum() * 2 > n else NOT_REPRODUCED if below.sum() * 2 > n else INCONCLUSIVE
     return Finding(claim, paper, measured, verdict)
 
 
-def imp_not_better(table: pd.DataFrame, task: str = "arithmetic", top: int = 2) -> Finding:
-    """③ IMP (LTH) is not better than OMP-after and GMP at the `top` highest sparsities on `task`:
-    reproduced when LTH never beats the better of them by more than the margin there."""
+def imp_not_better(table: pd.DataFrame, task: str = "arithmetic", top: int = 2,
+                   missing: pd.DataFrame | None = None) -> Finding:
+    """③ IMP (LTH) is not better than OMP-after and GMP at the `top` highest sparsities of LTH's grid on
+    `task`: reproduced when LTH never beats the better of them by more than the margin there."""
     claim = f"③ LTH is no better than OMP-after and GMP at the {top} highest sparsities ({task})"
     paper = "§4.2: the expensive IMP does not beat one-shot OMP-after or GMP at high sparsity"
+    rivals = ("omp_after", "gmp")
     c = _curves(table)
     c = c[c["task"] == task]
-    rows = []
-    for (ds, model), part in c.groupby(["dataset", "model"]):
-        levels = sorted(part[part["method"] == "lth"]["sparsity"])[-top:]
-        for s in levels:
-            at = part[part["sparsity"] == s].set_index("method")
-            rivals = [m for m in ("omp_after", "gmp") if m in at.index]
-            if rivals:
-                best = max(at.loc[m, "value"] for m in rivals)
-                rows.append((ds, s, at.loc["lth", "value"] - best, at["margin"].iloc[0]))
-    if not rows:
+    absent = _absent(missing, ("lth",) + rivals)
+    absent = absent[absent["task"] == task]
+    rows, undecided = [], []
+    for (ds, model), part in pd.concat([c, absent]).groupby(["dataset", "model"]):
+        for s in sorted(part.loc[part["method"] == "lth", "sparsity"].unique())[-top:]:
+            at = part[part["sparsity"] == s]
+            known = at[at["value"].notna()].set_index("method")
+            have = [m for m in rivals if m in known.index]
+            if "lth" not in known.index or not have:
+                undecided.append((ds, s))
+                continue
+            d = known.loc["lth", "value"] - max(known.loc[m, "value"] for m in have)
+            margin = known["margin"].iloc[0]
+            if d > margin and len(have) < len(rivals) and (at["method"].isin(rivals) & at["value"].isna()).any():
+                undecided.append((ds, s))                   # a rival still to come could beat LTH
+                continue
+            rows.append((ds, s, d, margin))
+    if not rows and not undecided:
         return Finding(claim, paper, "no LTH with OMP-after / GMP at common sparsities", INCONCLUSIVE)
     better = [r for r in rows if r[2] > r[3]]
-    measured = "; ".join(f"{ds} {s:.0%}: LTH − best(OMP-after, GMP) = {d:+.1f} (margin {m:.1f})" for ds, s, d, m in rows)
-    verdict = REPRODUCED if not better else NOT_REPRODUCED if len(better) == len(rows) else INCONCLUSIVE
+    measured = "; ".join([f"{ds} {s:.0%}: LTH − best(OMP-after, GMP) = {d:+.1f} (margin {m:.1f})" for ds, s, d, m in rows]
+                         + [f"{ds} {s:.0%}: awaiting records" for ds, s in undecided])
+    verdict = (INCONCLUSIVE if undecided else REPRODUCED if not better
+               else NOT_REPRODUCED if len(better) == len(rows) else INCONCLUSIVE)
     return Finding(claim, paper, measured, verdict)
 
 
 def layerwise_alike(layers: pd.DataFrame, methods: tuple[str, ...] = ("lth", "omp_after", "gmp"),
-                    baseline: str = "random_after", min_corr: float = 0.9, gap: float = 0.3) -> Finding:
+                    baseline: str = "random_after", min_corr: float = 0.9, gap: float = 0.3,
+                    missing: pd.DataFrame | None = None) -> Finding:
     """④ IMP / OMP-after / GMP give nearly identical layerwise sparsities: at every dataset and level, the
     smallest Pearson correlation of their per-parameter sparsities is ≥ `min_corr` and above the
     correlation random pruning at the same level has with them (layer shapes alone) by `gap`."""
     claim = "④ LTH, OMP-after and GMP have the same layerwise sparsity"
     paper = "Fig. 6-8: their layerwise sparsities 'all overlapped on one line'"
-    if layers.empty:
+    waiting = {(r.dataset, r.sparsity) for r in _absent(missing, methods + (baseline,)).itertuples()}
+    if layers.empty and not waiting:
         return Finding(claim, paper, "no per-layer records", INCONCLUSIVE)
     rows = []
-    for (ds, s), part in layers.groupby(["dataset", "sparsity"]):
+    for (ds, s), part in (layers.groupby(["dataset", "sparsity"]) if len(layers) else []):
+        if (ds, s) in waiting:
+            continue                                    # a method still to come could change the row
         wide = part.pivot_table(index="param", columns="method", values="layer_sparsity")
         have = [m for m in methods if m in wide.columns]
         if len(have) < 2:
@@ -210,17 +294,21 @@ def layerwise_alike(layers: pd.DataFrame, methods: tuple[str, ...] = ("lth", "om
         base = max(abs(corr.loc[baseline, m]) for m in have) if baseline in wide.columns else np.nan
         base = 0.0 if pd.isna(base) else base       # random's per-layer sparsity is ~constant: no correlation
         rows.append((ds, s, pair, base))
-    if not rows:
+    if not rows and not waiting:
         return Finding(claim, paper, "fewer than two of the methods at a common level", INCONCLUSIVE)
     ok = [r for r in rows if r[2] >= min_corr and r[2] - r[3] >= gap]
     bad = [r for r in rows if r[2] < r[3] + gap / 2]
-    measured = "; ".join(f"{ds} {s:.0%}: min r = {p:.3f} (random: {b:.2f})" for ds, s, p, b in rows)
-    verdict = REPRODUCED if len(ok) == len(rows) else NOT_REPRODUCED if len(bad) * 2 > len(rows) else INCONCLUSIVE
+    n = len(rows) + len(waiting)
+    measured = _awaiting("; ".join(f"{ds} {s:.0%}: min r = {p:.3f} (random: {b:.2f})" for ds, s, p, b in rows),
+                         len(waiting))
+    verdict = (REPRODUCED if len(ok) == len(rows) and not waiting else NOT_REPRODUCED if len(bad) * 2 > n
+               else INCONCLUSIVE)
     return Finding(claim, paper, measured, verdict)
 
 
 def omp_before_collapse(table: pd.DataFrame, layers: pd.DataFrame, task: str = "arithmetic",
-                        above: float = 0.36, pretrained_prefix: str = "embedder.") -> Finding:
+                        above: float = 0.36, pretrained_prefix: str = "embedder.",
+                        missing: pd.DataFrame | None = None) -> Finding:
     """Appendix B: OMP-before collapses above 36 % on arithmetic (accuracy below COLLAPSE) because global
     magnitude pruning of the pretrained model empties its deep, randomly initialised layers (some
     parameter outside the pretrained embedder ≥ 99 % pruned)."""
@@ -228,7 +316,9 @@ def omp_before_collapse(table: pd.DataFrame, layers: pd.DataFrame, task: str = "
     paper = "Appendix B: ≈ 0 accuracy above 36 %, the non-encoder layers pruned away"
     c = curves(table)
     c = c[(c["task"] == task) & (c["method"] == "omp_before") & (c["sparsity"] > above)]
-    if c.empty:
+    absent = _absent(missing, ("omp_before",))
+    u = int(((absent["task"] == task) & (absent["sparsity"] > above)).sum())
+    if c.empty and not u:
         return Finding(claim, paper, f"no OMP-before run above {above:.0%}", INCONCLUSIVE)
     collapsed = c[c["value"] < COLLAPSE]
     parts = []
@@ -239,8 +329,10 @@ def omp_before_collapse(table: pd.DataFrame, layers: pd.DataFrame, task: str = "
         n_empty = int((lw["layer_sparsity"] >= EMPTY).sum())
         emptied += n_empty > 0
         parts.append(f"{r.dataset} {r.sparsity:.0%}: {r.value:.1f} % ({n_empty} new-model tensors emptied)")
-    measured = "; ".join(parts)
-    if len(collapsed) == len(c) and emptied == len(c):
+    measured = _awaiting("; ".join(parts), u)
+    if u:
+        verdict = INCONCLUSIVE                          # every point must collapse, or none
+    elif len(collapsed) == len(c) and emptied == len(c):
         verdict = REPRODUCED
     elif collapsed.empty:
         verdict = NOT_REPRODUCED
@@ -333,21 +425,22 @@ def obert_deeper_sparser(layers: pd.DataFrame, rival: str = "lth", min_rho: floa
 
 def all_findings(table: pd.DataFrame, layers: pd.DataFrame, protein: pd.DataFrame | None = None,
                  modules: pd.DataFrame | None = None, roadmap: pd.DataFrame | None = None,
-                 roadmap_layers: pd.DataFrame | None = None) -> pd.DataFrame:
+                 roadmap_layers: pd.DataFrame | None = None, missing: pd.DataFrame | None = None) -> pd.DataFrame:
     """The findings table of the report: one row per claim (claim, paper, measured, verdict). `table` and
     `layers` hold the reasoning sections (arithmetic, commonsense); `protein` the protein section's tidy
     table and `modules` its Table 1 (`results.module_table`): §4.3 makes other claims there, so its records
     do not enter the reasoning claims; `roadmap` / `roadmap_layers` the oBERT roadmap's records (Appendix C.2,
-    `sweep.roadmap`), tidy and per layer."""
+    `sweep.roadmap`), tidy and per layer; `missing` the reasoning grids' points without a record yet
+    (`results.points`), so that no verdict is read off a half-computed grid."""
     arith = table[table["task"] == "arithmetic"]
     found = [
-        difficulty(arith),
-        post_beats_prior(table),
-        snip_no_better_than_random(table),
-        snip_embedding(layers),
-        imp_not_better(table),
-        layerwise_alike(layers),
-        omp_before_collapse(table, layers),
+        difficulty(arith, missing=missing),
+        post_beats_prior(table, missing),
+        snip_no_better_than_random(table, missing),
+        snip_embedding(layers, missing=missing),
+        imp_not_better(table, missing=missing),
+        layerwise_alike(layers, missing=missing),
+        omp_before_collapse(table, layers, missing=missing),
         protein_fails_early(protein if protein is not None else table.iloc[:0]),
         module_sensitivity(modules if modules is not None else pd.DataFrame()),
         obert_beats_lth(roadmap if roadmap is not None else table.iloc[:0], table),

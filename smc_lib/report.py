@@ -187,7 +187,8 @@ caption, .note {{ color: #666; font-size: 90%; }}
 <ul id="sections">{links}</ul>
 <h2>The paper's findings, measured</h2>
 <p class="note">Each claim is a rule in <code>smc_lib/findings.py</code> over the run records: <i>reproduced</i>,
-<i>not reproduced</i>, or <i>inconclusive</i> (within the noise band, or records missing). The noise band of a
+<i>not reproduced</i>, or <i>inconclusive</i> (within the noise band, or records missing: while a grid is being
+computed, a claim gets a verdict only when no record still to come could change it). The noise band of a
 curve is its dense seeds': a point fails when it is more than max(1 point, 2&nbsp;σ of the dense seeds) below
 the dense mean. Where ours disagree with the paper, the verdict says so.</p>
 {findings}

@@ -36,6 +36,14 @@ def to_table(results: Iterable) -> pd.DataFrame:
     return table.sort_values(RUN_KEYS + ["metric"], kind="stable").reset_index(drop=True)
 
 
+def points(configs: Iterable) -> pd.DataFrame:
+    """RunConfigs (e.g. the ones `sweep.collect` finds without a record) → their RUN_KEYS, one row each."""
+    rows = [{k: getattr(c, k) for k in RUN_KEYS} for c in configs]
+    out = pd.DataFrame(rows, columns=RUN_KEYS)
+    out["fold"] = out["fold"].astype("Int64")
+    return out
+
+
 def save(table: pd.DataFrame, path: str | Path) -> Path:
     """Write the table as CSV (creating the folder); the file the report and DVC pick up."""
     path = Path(path)

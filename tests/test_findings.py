@@ -224,3 +224,115 @@ def test_obert_deeper_sparser_compares_depth_trends():
     assert F.obert_deeper_sparser(_depth(flat, flat)).verdict == F.NOT_REPRODUCED
     assert F.obert_deeper_sparser(_depth(rising, rising)).verdict == F.NOT_REPRODUCED       # LTH rises as much
     assert F.obert_deeper_sparser(_depth(rising, flat).query("method == 'lth'")).verdict == F.INCONCLUSIVE
+
+
+# ------------------------------------------------------------------------- a grid still being computed
+def absent(methods, levels=LEVELS, datasets=("mawps", "svamp"), task="arithmetic", model="gts") -> pd.DataFrame:
+    """The grid points with no record yet, as `results.points` gives them for `sweep.collect`'s missing."""
+    return pd.DataFrame([dict(task=task, dataset=ds, model=model, method=m, sparsity=s, seed=0, fold=None)
+                         for ds in datasets for m in methods for s in levels])
+
+
+def drop(t: pd.DataFrame, pts: pd.DataFrame) -> pd.DataFrame:
+    """`t` without the records of `pts`."""
+    keys = ["task", "dataset", "model", "method", "sparsity"]
+    hit = t[keys].merge(pts[keys].drop_duplicates(), how="left", indicator=True)["_merge"].eq("both").to_numpy()
+    return t[~hit]
+
+
+def test_results_points_lists_the_run_keys_of_configs():
+    from smc_lib.runs import RunConfig
+    pts = results.points([RunConfig("arithmetic", "mawps", "gts", "lth", 0.7903, fold=0),
+                          RunConfig("commonsense", "csqa", "minilm", "snip", 0.2)])
+    assert list(pts.columns) == results.RUN_KEYS and pts["sparsity"].tolist() == [0.7903, 0.2]
+    assert pts["fold"].tolist()[0] == 0 and pd.isna(pts["fold"].tolist()[1])
+
+
+def test_difficulty_reads_no_failure_where_a_curve_was_not_run():
+    # MAWPS fails at 49 % everywhere; SVAMP has only its 20 % points, which hold: SVAMP's failing sparsity
+    # is unknown (above 20 %), not "never", so neither a higher nor a lower reading
+    full = table(lambda ds, m, s: 30.0 if ds == "mawps" and s > 0.4 else 80.0)
+    pts = absent(METHODS, LEVELS[1:], datasets=("svamp",))
+    for missing in (None, pts):
+        f = F.difficulty(drop(full, pts), missing=missing)
+        assert f.verdict == F.INCONCLUSIVE and "higher for 0" in f.measured
+    assert F.difficulty(full).verdict == F.NOT_REPRODUCED            # the whole grid: SVAMP never fails
+
+
+def test_difficulty_keeps_a_verdict_no_missing_point_can_change():
+    # SVAMP fails at 20 % (its other levels still missing), MAWPS holds everywhere: lower whatever comes
+    full = table(lambda ds, m, s: 30.0 if ds == "svamp" else 80.0)
+    pts = absent(METHODS, LEVELS[1:], datasets=("svamp",))
+    assert F.difficulty(drop(full, pts), missing=pts).verdict == F.REPRODUCED
+    # a MAWPS point still missing below SVAMP's failure could make MAWPS fail first
+    full = table(lambda ds, m, s: 30.0 if ds == "svamp" and s > 0.4 else 80.0)
+    pts = absent(METHODS, LEVELS[:1], datasets=("mawps",))
+    f = F.difficulty(drop(full, pts), missing=pts)
+    assert f.verdict == F.INCONCLUSIVE and "awaiting records" in f.measured
+
+
+def test_post_beats_prior_waits_for_the_pairs_still_missing():
+    full = table(lambda ds, m, s: 80.0 - (0 if m in F.POST else 30 * s))
+    pts = absent([m for m in METHODS if m not in ("omp_after", "omp_before")])
+    part = drop(full, pts)
+    assert F.post_beats_prior(part).verdict == F.REPRODUCED                 # as if the grid were these two
+    f = F.post_beats_prior(part, missing=pts)
+    assert f.verdict == F.INCONCLUSIVE and "112 undecided" in f.measured    # 8 of 120 pairs read
+    assert F.post_beats_prior(full, missing=absent([])).verdict == F.REPRODUCED
+    # losses no outcome of the missing pairs can outweigh
+    bad = table(lambda ds, m, s: 80.0 - (30 * s if m in F.POST else 0))
+    pts = absent(["snip_rigl"], LEVELS[:1])
+    assert F.post_beats_prior(drop(bad, pts), missing=pts).verdict == F.NOT_REPRODUCED
+
+
+def test_snip_no_better_than_random_waits_for_its_pairs():
+    full = table(lambda ds, m, s: 50.0)
+    pts = absent(["snip"], LEVELS[2:])
+    assert F.snip_no_better_than_random(drop(full, pts), missing=pts).verdict == F.INCONCLUSIVE
+    assert F.snip_no_better_than_random(drop(full, pts)).verdict == F.REPRODUCED
+
+
+def test_imp_not_better_reads_the_grids_highest_levels_not_the_highest_run():
+    full = table(lambda ds, m, s: 60.0)
+    pts = absent(["lth"], LEVELS[1:])                                       # only LTH's 20 % is in
+    f = F.imp_not_better(drop(full, pts), missing=pts)
+    assert f.verdict == F.INCONCLUSIVE
+    assert "mawps 79%: awaiting records" in f.measured and "20%" not in f.measured
+    # LTH above OMP-after while GMP is still missing: GMP could beat it, so undecided
+    ahead = table(lambda ds, m, s: 75.0 if m == "lth" else 60.0)
+    pts = absent(["gmp"])
+    assert F.imp_not_better(drop(ahead, pts), missing=pts).verdict == F.INCONCLUSIVE
+    # LTH not above OMP-after: no GMP to come can make LTH better
+    assert F.imp_not_better(drop(full, pts), missing=pts).verdict == F.REPRODUCED
+
+
+def test_layer_claims_wait_for_their_methods():
+    rng = np.random.default_rng(0)
+    shape = np.linspace(0.2, 0.8, 12)
+    alike = layers(lambda m, i: 0.488 + rng.normal(0, 0.01) if m == "random_after" else shape[i] + rng.normal(0, 0.01))
+    gmp = absent(["gmp"], (0.488,), datasets=("csqa",), task="commonsense", model="minilm")
+    f = F.layerwise_alike(alike[alike["method"] != "gmp"], missing=gmp)
+    assert f.verdict == F.INCONCLUSIVE and "1 undecided" in f.measured
+    hot = layers(lambda m, i: (0.99 if i == 0 else 0.45) if m == "snip" else 0.488)
+    more = absent(["snip"], (0.2, 0.6723, 0.7903), datasets=("csqa",), task="commonsense", model="minilm")
+    assert F.snip_embedding(hot, missing=more).verdict == F.INCONCLUSIVE       # 1 of 4 levels read
+    assert F.snip_embedding(hot).verdict == F.REPRODUCED
+
+
+def test_omp_before_collapse_needs_every_level_above_36():
+    t = table(lambda ds, m, s: 0.5 if m == "omp_before" and s > 0.36 else 78.0)
+    lw = pd.concat([layers(lambda m, i: 1.0 if i > 6 else 0.3, methods=("omp_before",), level=s)
+                    for s in LEVELS]).assign(task="arithmetic", model="gts")
+    lw = pd.concat([lw.assign(dataset=ds) for ds in ("mawps", "svamp")])
+    pts = absent(["omp_before"], LEVELS[-1:], datasets=("svamp",))
+    f = F.omp_before_collapse(drop(t, pts), lw, missing=pts)
+    assert f.verdict == F.INCONCLUSIVE and "1 undecided" in f.measured
+
+
+def test_all_findings_passes_the_missing_points_to_every_grid_rule():
+    full = table(lambda ds, m, s: 80.0 - 40 * s)
+    pts = absent(METHODS, LEVELS[1:])
+    empty = pd.DataFrame(columns=["task", "dataset", "model", "method", "sparsity", "param", "layer", "kind", "numel",
+                                  "layer_sparsity"])
+    out = F.all_findings(drop(full, pts), empty, missing=pts).set_index("claim")["verdict"]
+    assert (out.iloc[:7] == F.INCONCLUSIVE).all()
