@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
-from .results import curves, failing_sparsity, noise_band
+from .results import curves, noise_band
 
 REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE = "reproduced", "not reproduced", "inconclusive"
 MIN_MARGIN = 1.0            # points: the paper's "more than 1 point below dense"
@@ -54,17 +54,8 @@ def _curves(table: pd.DataFrame, band_from: pd.DataFrame | None = None) -> pd.Da
     """Sparse curves (means over seeds and folds) with their dense band joined (the band of `band_from`'s
     dense runs when given: the roadmap's records have none of their own)."""
     c = curves(table)
-    band = noise_band(table if band_from is None else band_from)
+    band = noise_band(table if band_from is None else band_from, floor=MIN_MARGIN)
     return c[c["method"] != "dense"].merge(band, on=["task", "dataset", "model"], how="inner")
-
-
-def failing(table: pd.DataFrame) -> pd.DataFrame:
-    """`results.failing_sparsity` with the noise-band margin (at least MIN_MARGIN)."""
-    return failing_sparsity(table, MIN_MARGIN)
-
-
-def _pct(x: float) -> str:
-    return "never (within the grid)" if pd.isna(x) else f"{x:.1%}"
 
 
 def _absent(missing: pd.DataFrame | None, methods: tuple[str, ...] | None = None) -> pd.DataFrame:
@@ -108,9 +99,8 @@ def difficulty(table: pd.DataFrame, easy: str = "mawps", hard: str = "svamp",
     method that never fails counts as failing above the grid)."""
     claim = f"① harder task, lower failing sparsity ({hard.upper()} vs {easy.upper()})"
     paper = "SVAMP (and CSQA/RACE, 10-to-10) fail at lower sparsities than MAWPS (WinoGrande, 2-to-2)"
-    b = _fail_bounds(_curves(table), _absent(missing)).set_index(["dataset", "model", "method"])
-    e, h = b.xs(easy, level="dataset") if easy in b.index.get_level_values(0) else b.iloc[:0], \
-        b.xs(hard, level="dataset") if hard in b.index.get_level_values(0) else b.iloc[:0]
+    b = _fail_bounds(_curves(table), _absent(missing))
+    e, h = (b[b["dataset"] == ds].set_index(["model", "method"]) for ds in (easy, hard))
     both = e.index.intersection(h.index)
     if len(both) == 0:
         return Finding(claim, paper, f"no method run on both {easy} and {hard}", INCONCLUSIVE)
