@@ -143,15 +143,17 @@ def _pairs(c: pd.DataFrame, a: tuple[str, ...], b: tuple[str, ...]) -> pd.DataFr
     return m
 
 
-def _undecided_pairs(c: pd.DataFrame, missing: pd.DataFrame | None, a: tuple[str, ...], b: tuple[str, ...]) -> int:
-    """(a, b) pairs at a common grid point that `_pairs(c, a, b)` cannot read yet: a side has no record."""
+def _read_pairs(c: pd.DataFrame, missing: pd.DataFrame | None, a: tuple[str, ...],
+                b: tuple[str, ...]) -> tuple[pd.DataFrame, int]:
+    """`_pairs(c, a, b)`, and how many (a, b) pairs at a common grid point it cannot read yet (a side has no
+    record)."""
+    m = _pairs(c, a, b)
     absent = _absent(missing, a + b)
     if absent.empty:
-        return 0
+        return m, 0
     pts = pd.concat([c[POINT], absent]).drop_duplicates()
     keys = ["task", "dataset", "model", "sparsity"]
-    every = pts[pts["method"].isin(a)].merge(pts[pts["method"].isin(b)], on=keys)
-    return len(every) - len(_pairs(c, a, b))
+    return m, len(pts[pts["method"].isin(a)].merge(pts[pts["method"].isin(b)], on=keys)) - len(m)
 
 
 def post_beats_prior(table: pd.DataFrame, missing: pd.DataFrame | None = None) -> Finding:
@@ -159,8 +161,7 @@ def post_beats_prior(table: pd.DataFrame, missing: pd.DataFrame | None = None) -
     sparsity, post wins (by more than the margin) at least half the time and loses at most a tenth."""
     claim = "② post-training pruning (LTH, GMP, OMP-after) beats prior-training (OMP-before, SNIP, RigL ×3)"
     paper = "§4.1 ③: at the same sparsity, after-training methods stay above before-training ones"
-    c = _curves(table)
-    m, u = _pairs(c, POST, PRIOR), _undecided_pairs(c, missing, POST, PRIOR)
+    m, u = _read_pairs(_curves(table), missing, POST, PRIOR)
     if m.empty and not u:
         return Finding(claim, paper, "no post/prior pair at a common sparsity", INCONCLUSIVE)
     wins, losses = int((m["diff"] > m["margin"]).sum()), int((m["diff"] < -m["margin"]).sum())
@@ -180,9 +181,7 @@ def snip_no_better_than_random(table: pd.DataFrame, missing: pd.DataFrame | None
     than the margin (not reproduced when it does at most of the common sparsities)."""
     claim = "② SNIP is no better than random pruning before training"
     paper = "§4.1: SNIP performs no better than random pruning at initialization"
-    c = _curves(table)
-    m = _pairs(c, ("snip",), ("random_before",))
-    u = _undecided_pairs(c, missing, ("snip",), ("random_before",))
+    m, u = _read_pairs(_curves(table), missing, ("snip",), ("random_before",))
     if m.empty and not u:
         return Finding(claim, paper, "no SNIP / random-before pair at a common sparsity", INCONCLUSIVE)
     better = int((m["diff"] > m["margin"]).sum())
@@ -240,16 +239,16 @@ def imp_not_better(table: pd.DataFrame, task: str = "arithmetic", top: int = 2,
         for s in sorted(part.loc[part["method"] == "lth", "sparsity"].unique())[-top:]:
             at = part[part["sparsity"] == s]
             known = at[at["value"].notna()].set_index("method")
+            pending = set(at.loc[at["value"].isna(), "method"]) & set(rivals)
             have = [m for m in rivals if m in known.index]
             if "lth" not in known.index or not have:
                 undecided.append((ds, s))
                 continue
-            d = known.loc["lth", "value"] - max(known.loc[m, "value"] for m in have)
-            margin = known["margin"].iloc[0]
-            if d > margin and len(have) < len(rivals) and (at["method"].isin(rivals) & at["value"].isna()).any():
-                undecided.append((ds, s))                   # a rival still to come could beat LTH
-                continue
-            rows.append((ds, s, d, margin))
+            d, margin = known.loc["lth", "value"] - known.loc[have, "value"].max(), known["margin"].iloc[0]
+            if d > margin and pending:                   # a rival still to come could beat LTH
+                undecided.append((ds, s))
+            else:
+                rows.append((ds, s, d, margin))
     if not rows and not undecided:
         return Finding(claim, paper, "no LTH with OMP-after / GMP at common sparsities", INCONCLUSIVE)
     better = [r for r in rows if r[2] > r[3]]
