@@ -17,7 +17,7 @@ from torch import Tensor
 from tqdm import tqdm
 
 from smc_lib.errors import SMCError, run_main
-from smc_lib.methods.scores import fisher_inverse
+from smc_lib.methods.obert import fisher_inverse
 from smc_lib.runtime import plain_paths, torch_threads
 from smc_lib.train import resolve_device
 

@@ -87,7 +87,7 @@ def test_mask_zeroing_paths_agree(plain, monkeypatch):
 
 
 def test_fisher_inverse_paths_agree(monkeypatch):
-    from smc_lib.methods.scores import fisher_inverse
+    from smc_lib.methods.obert import fisher_inverse
 
     grads = torch.randn(64, 50 * 40, generator=torch.Generator().manual_seed(2))
     fast = fisher_inverse(grads, 50, 1e-4)

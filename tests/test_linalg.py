@@ -6,7 +6,7 @@ import torch
 
 from smc_lib import linalg
 from smc_lib.linalg import add_gram, cholesky_, inverse_from_cholesky, map_blocks, safe_cholesky, spd_inverse_
-from smc_lib.methods.scores import fisher_inverse
+from smc_lib.methods.obert import fisher_inverse
 from smc_lib.runtime import torch_threads
 
 

@@ -201,6 +201,10 @@ def _no_training(monkeypatch):
     lambda: get_method("random_rigl")(0.5, alpha=0.0),
     lambda: get_method("obert")(0.5, block_size=0),
     lambda: get_method("obert")(0.5, damping=0.0),
+    lambda: get_method("obert_imp")(0.5, damping=0.0),        # oBERT's options hold inside IMP rounds too
+    lambda: get_method("obert_imp")(0.5, grads=0),
+    lambda: get_method("obert_imp")(0.5, fisher_dtype="float16"),
+    lambda: get_method("obert_imp")(0.5, block_size=0),
 ])
 def test_bad_options_raise_smc_error(make):
     with pytest.raises(SMCError):

@@ -5,7 +5,7 @@ import torch
 
 from smc_lib.errors import SMCError
 from smc_lib.linalg import spd_inverse_
-from smc_lib.methods.scores import BlockFisher, check_block_size, fisher_inverse, obert_scores, obs_update
+from smc_lib.methods.obert import BlockFisher, check_block_size, fisher_inverse, obert_scores, obs_update
 
 
 def _reference_inverse(grads: np.ndarray, block: int, damping: float) -> np.ndarray:
@@ -111,7 +111,7 @@ def test_a_block_size_that_does_not_tile_pads_the_parameter():
 def test_fisher_gradients_of_pruned_weights_are_zero():
     """Kurtic et al. mask the gradients: a pruned weight is a constant 0. With the mask, its row and column
     of every block Fisher are zero (its F⁻¹ diagonal is 1/λ), so a second pruning step ranks it as gone."""
-    from smc_lib.methods.scores import block_fishers
+    from smc_lib.methods.obert import block_fishers
     from toy_task import ToyTask
 
     task = ToyTask(n_train=128, n_dev=32, n_test=32)
@@ -198,7 +198,8 @@ def test_bench_fisher_smoke(capsys):
 
 
 def test_obert_score_function_is_w2_over_2_diag_of_the_task_fisher():
-    from smc_lib.methods.scores import gradient_passes, obert
+    from smc_lib.methods.obert import obert
+    from smc_lib.methods.scores import gradient_passes
     from toy_task import ToyTask
 
     task = ToyTask(n_train=128, n_dev=32, n_test=32)
