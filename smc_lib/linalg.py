@@ -1,18 +1,13 @@
 """Batched linear algebra on many small blocks (oBERT's block Fisher): Gram matrices, Cholesky, SPD inverse.
 
 Tens of thousands of 50×50 matrices are far too small for a LAPACK call to be compute-bound: per-call
-overhead decides the speed. On CPU we measured (2-core AMD EPYC, torch 2.13 with MKL, one thread, per
-50×50 block; `smc bench fisher` gives the end-to-end figure):
-
-- Gram xᵀx of a (128 × 50) slice: torch `bmm` ~31 µs, NumPy `matmul` (OpenBLAS) ~17 µs;
-- Cholesky: torch `cholesky_ex` ~25 µs, SciPy's LAPACK `?potrf` in place on the block ~12 µs;
-- triangular inverse: torch `solve_triangular` ~21 µs, the fastest route we found (`cholesky_inverse`,
-  SciPy `?potri` / `?trtri` + `?lauum`, `inv_ex` were all slower); the product L⁻ᵀL⁻¹: torch `bmm` ~13 µs,
-  NumPy `matmul` ~9 µs.
-
-So on CPU the Gram, the Cholesky and the product go through NumPy / SciPy (zero-copy views of the torch
-storage) and the triangular solve through torch; on CUDA everything stays in torch's batched kernels.
-`map_blocks` spreads spans of blocks over torch's thread count in Python threads.
+overhead decides the speed. So on CPU the Gram, the Cholesky and the product L⁻ᵀL⁻¹ go through NumPy /
+SciPy (zero-copy views of the torch storage; the Cholesky is LAPACK `?potrf` called in place on each block),
+which beat torch's batched wrappers on such blocks, and the triangular solve through torch's batched
+`solve_triangular`, which beat the LAPACK routes (`?potri`, `?trtri` + `?lauum`, `inv_ex`,
+`cholesky_inverse`). On CUDA, and with the fast paths off (`runtime.fast_paths`), everything stays in torch's
+batched kernels; `smc bench fisher` prints the two paths' times on the host at hand. `map_blocks` spreads
+spans of blocks over torch's thread count in Python threads.
 """
 from __future__ import annotations
 
@@ -34,16 +29,16 @@ _POTRF = {torch.float32: lapack.spotrf, torch.float64: lapack.dpotrf}
 
 
 def one_cpu_thread(device: torch.device):
-    """Batched small LAPACK calls on CPU: torch 2.13's multi-threaded batched triangular solve was up to 70×
-    slower than one thread on our 2 shared cores (measured), so run them on one."""
+    """Batched small LAPACK calls on CPU run on one thread: torch 2.13's multi-threaded batched triangular
+    solve was many times slower than one thread on shared cores."""
     return torch_threads(1 if device.type == "cpu" else None)
 
 
 def map_blocks(fn: Callable[[int, int], object], n: int, chunk: int, device: torch.device) -> None:
     """fn(lo, hi) over consecutive spans of [0, n), each independent. On CPU the spans are shared among as many
     Python threads as torch has intra-op threads, every op inside on one thread: NumPy, SciPy's LAPACK and
-    torch kernels release the GIL, and on 2 cores this beat one multi-threaded batched call (measured:
-    `smc bench fisher` 2.55 → 1.45 s). Results do not depend on the thread count."""
+    torch kernels release the GIL, and this beat one multi-threaded batched call (`smc bench fisher`).
+    Results do not depend on the thread count."""
     spans = [(lo, min(lo + chunk, n)) for lo in range(0, n, chunk)]
     workers = min(torch.get_num_threads(), len(spans)) if device.type == "cpu" else 1
     if workers <= 1:

@@ -10,7 +10,7 @@ plain autograd in tests/test_arithmetic_models.py).
 
 Outside a tape (beam search, `no_grad`), `linear` is `F.linear`, except that a few rows against a large
 weight go through (W xᵀ)ᵀ, which MKL computes in a matrix-vector-like kernel without packing W (faster
-for 4–8 rows of a 512 × 1536 weight on our 2 cores; `smc bench gts` times the whole step).
+for 4–8 rows of a 512 × 1536 weight on CPU; `smc bench gts` prints the step against the plain path).
 """
 from __future__ import annotations
 
