@@ -22,7 +22,8 @@ from tqdm import tqdm  # plain text bars: no ipywidgets needed in JupyterLab or 
 from . import results as _results
 from .config import load_profile, section
 from .errors import SMCError
-from .runs import DEFAULT_STORE, RunConfig, RunResult, Store, check_writable, execute, result_path, validate
+from .runs import (DEFAULT_STORE, RunConfig, RunResult, Store, atomic_write, check_writable, execute, result_path,
+                   validate)
 from .runtime import torch_threads
 
 GRID_KEYS = ("datasets", "models", "methods", "sparsities", "seeds", "folds")
@@ -105,6 +106,45 @@ def roadmap(profile: dict | str | None) -> tuple[list[RunConfig], dict[str, str]
             configs.append(c)
             label[c.key()] = name
     return configs, label, store
+
+
+def esm_modules(profile: dict | str | None) -> tuple[list[RunConfig], Store]:
+    """Table 1's runs (§3.3): OMP-after at the protein section's `notebook.module_table` ({dataset, sparsity,
+    seeds}) on each subset of the transformer layers' modules ({Q,K,V,O,FFN}, {Q,K,V}, {Q,K}, {Q,V}, {K,V}),
+    with the dense run of each seed; records under `<records>/esm_modules`. No protein section: no configs."""
+    import dataclasses
+
+    from .tasks.protein.task import MODULE_SUBSETS, module_patterns
+
+    prof = profile if isinstance(profile, dict) else load_profile(profile)
+    base_store = profile_store(prof)
+    store = Store(records=base_store.records / "esm_modules", artifacts=base_store.artifacts)
+    if "protein" not in prof:
+        return [], store
+    sec = section(prof, "protein")
+    opts = (sec.get("notebook") or {}).get("module_table", {"dataset": "hp-s2c2", "sparsity": 0.05, "seeds": [0]})
+    configs: list[RunConfig] = []
+    for seed in opts["seeds"]:
+        base = make_config(prof, "protein", dataset=opts["dataset"], method="omp_after", sparsity=opts["sparsity"],
+                           seed=seed)
+        configs.append(base.dense())
+        configs += [dataclasses.replace(base, scope="custom", scope_patterns={"include": module_patterns(s)})
+                    for s in MODULE_SUBSETS]
+    return configs, store
+
+
+def share_dense(configs: Sequence[RunConfig], source: Store, target: Store) -> int:
+    """Copy into `target` the published dense records of `source` that `configs` start from (the dense run
+    of every `after` method, IMP chain and distillation teacher, and the dense configs themselves), so an
+    analysis with its own records folder (the oBERT roadmap, Table 1) never retrains a dense run its
+    section has published. The copy is the record itself, byte for byte. Returns how many were copied."""
+    copied = 0
+    for cfg in {c.dense().key(): c.dense() for c in configs}.values():
+        src, dst = result_path(cfg, source), result_path(cfg, target)
+        if src.exists() and not dst.exists() and src.resolve() != dst.resolve():
+            atomic_write(dst, src.read_bytes())
+            copied += 1
+    return copied
 
 
 def _unique(runs: list[RunConfig]) -> list[RunConfig]:
@@ -278,6 +318,7 @@ def sweep(runs: str | Sequence[RunConfig], profile: dict | str | None = None, ex
         validate(cfg)
     check_writable(store.records, "records folder")
     check_writable(store.artifacts, "run store")
+    share_dense(configs, profile_store(prof), store)       # an analysis' own folder: its section's dense runs
     kwargs: dict[str, Any] = {}
     if executor == "ray":
         ray_cfg = dict(prof.get("ray") or {})

@@ -44,11 +44,12 @@ class Check:
 
 
 def published(records: Path | str) -> list[tuple[Path, RunResult]]:
-    """Every record under `records` (`<task>/<key>.json`), sorted by path."""
+    """Every record under `records`, sorted by path: the sections' (`<task>/<key>.json`) and those of the
+    analyses with a records folder of their own (`<analysis>/<task>/<key>.json`: the oBERT roadmap, Table 1)."""
     root = Path(records)
     if not root.is_dir():
         raise SMCError(f"no records folder {root}/; pass --records or run `smc sweep` first")
-    return [(p, read_record(p)) for p in sorted(root.glob("*/*.json"))]
+    return [(p, read_record(p)) for p in sorted([*root.glob("*/*.json"), *root.glob("*/*/*.json")])]
 
 
 def select(found: list[tuple[Path, RunResult]], keys: tuple[str, ...] = (), sample: int | None = None,
@@ -93,13 +94,13 @@ def check(path: Path, record: RunResult, store: Store) -> Check:
 
 def verify(records: Path | str, artifacts: Path | str, keys: tuple[str, ...] = (), sample: int | None = None,
            seed: int = 0, cheapest: int | None = None, echo=print) -> list[Check]:
-    """Check the selected records, printing a line for each; returns the checks."""
-    store = Store(records=Path(records), artifacts=Path(artifacts))
+    """Check the selected records, printing a line for each; returns the checks. Each record is recomputed
+    against its own records folder (`<task>/` 's parent), where the runs it starts from are published."""
     chosen = select(published(records), keys, sample, seed, cheapest)
     if not chosen:
         raise SMCError(f"no records to verify under {records}/")
     out = []
     for path, record in chosen:
-        out.append(check(path, record, store))
+        out.append(check(path, record, Store(records=path.parent.parent, artifacts=Path(artifacts))))
         echo(out[-1].line())
     return out

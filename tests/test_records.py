@@ -315,3 +315,64 @@ def test_a_recomputation_never_resumes_an_earlier_one(tmp_path: Path):
     again = runs.recompute(cfg, store)
     assert again.metrics == published.metrics
     assert not list(run_dir(cfg, store).rglob("*.ckpt"))
+
+
+def _profile_at(tmp_path: Path) -> dict:
+    """The smoke profile with its records and artifacts under tmp_path (the sections' store)."""
+    from smc_lib import load_profile
+
+    return {**load_profile("smoke"), "records": str(tmp_path / "records"), "store": str(tmp_path / "artifacts")}
+
+
+def test_an_analysis_folder_never_retrains_its_sections_dense_run(tmp_path: Path, trained):
+    """The roadmap and Table 1 keep their records in a folder of their own; the dense run they start from is
+    the section's published one, copied byte for byte, not trained again."""
+    from smc_lib import sweep
+
+    prof = _profile_at(tmp_path)
+    section = sweep.profile_store(prof)
+    sweep.sweep([toy("dense")], profile=prof, progress=False)
+    analysis = Store(records=section.records / "analysis", artifacts=section.artifacts)
+    trained.clear()
+    sweep.sweep([toy("omp_after", 0.5), toy("lth", 0.36)], profile=prof, store=analysis, progress=False)
+    assert sorted((c.method, c.sparsity) for c in trained) == [("lth", 0.2), ("lth", 0.36), ("omp_after", 0.5)]
+    dense = result_path(toy("dense"), analysis)
+    assert dense.read_bytes() == result_path(toy("dense"), section).read_bytes()
+    assert sweep.share_dense([toy("omp_after", 0.5)], section, analysis) == 0        # already there
+
+
+def test_verify_checks_an_analysis_folders_records_against_that_folder(tmp_path: Path):
+    """`smc verify` finds the records of an analysis' own folder, and recomputes each against it: an IMP
+    chain's earlier round is read from there, never recomputed into the section's folder."""
+    from smc_lib import sweep
+
+    prof = _profile_at(tmp_path)
+    section = sweep.profile_store(prof)
+    sweep.sweep([toy("dense")], profile=prof, progress=False)
+    analysis = Store(records=section.records / "analysis", artifacts=section.artifacts)
+    sweep.sweep([toy("lth", 0.36)], profile=prof, store=analysis, progress=False)
+    before = sorted((section.records / "toy").glob("*.json"))
+    checks = verify(section.records, section.artifacts, echo=lambda s: None)
+    assert {c.path for c in checks} == {result_path(toy("dense"), section), result_path(toy("dense"), analysis),
+                                        result_path(toy("lth", 0.2), analysis), result_path(toy("lth", 0.36), analysis)}
+    assert all(c.ok for c in checks)
+    assert sorted((section.records / "toy").glob("*.json")) == before      # nothing written beside the section's
+    path = result_path(toy("lth", 0.36), analysis)
+    rec = json.loads(path.read_text())
+    rec["metrics"]["accuracy"] += 5.0                               # a hand edit
+    path.write_text(json.dumps(rec))
+    bad = [c for c in verify(section.records, section.artifacts, echo=lambda s: None) if not c.ok]
+    assert [c.path for c in bad] == [path] and str(path) in bad[0].problem
+
+
+def test_esm_modules_builds_table_1s_runs_in_their_own_folder():
+    from smc_lib import load_profile, sweep
+
+    prof = load_profile("cpu")
+    configs, store = sweep.esm_modules(prof)
+    seeds = prof["protein"]["notebook"]["module_table"]["seeds"]
+    assert len(configs) == 6 * len(seeds) and store.records == sweep.profile_store(prof).records / "esm_modules"
+    assert sum(c.method == "dense" for c in configs) == len(seeds)
+    assert {c.scope for c in configs if c.method != "dense"} == {"custom"}
+    published = {p.stem for p in (store.records / "protein").glob("*.json")}
+    assert published and {c.key() for c in configs} == published           # the committed Table 1 records
