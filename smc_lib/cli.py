@@ -149,8 +149,10 @@ def records_cmd(profile) -> None:
                f"({table['core_hours'].sum():.2f} core-hours of CPU time; the whole grid at the mean so far: "
                f"{table['projected_core_hours'].sum():.1f})")
     for b in budgets(table, prof.get("budgets") or {}).itertuples():
-        click.echo(f"budget {b.budget} ({b.sections}): {b.core_hours:.2f} core-hours so far, the grid projected at "
-                   f"{b.projected_core_hours:.1f} of {b.budget_core_hours:g}: {b.verdict}")
+        projected = "not projected yet" if b.projected_core_hours != b.projected_core_hours else \
+            f"projected at {b.projected_core_hours:.1f}"                             # NaN: a dataset has no record
+        click.echo(f"budget {b.budget} ({b.sections}): {b.core_hours:.2f} of {b.budget_core_hours:g} core-hours "
+                   f"so far, the grid {projected}: {b.verdict}")
 
 
 @main.command("verify")

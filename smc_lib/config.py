@@ -59,6 +59,7 @@ MERGED = ("task", "train", "method_options")
 OVERRIDABLE = set(SECTION_KEYS) - {"per_dataset", "per_model", "datasets", "models", "implemented"}  # override keys merged into the section's mapping, not replaced
 PATHS = {"data_dir": "data", "reference_dir": "../shared/reference", "store": "outputs/runs", "out_dir": "outputs"}
 RAY_KEYS = {"address", "num_cpus", "num_gpus_per_run", "num_cpus_per_run"}
+ANALYSES = ("obert_roadmap", "esm_modules")   # analyses with runs of their own (`sweep.analysis_grid`)
 EXECUTORS = ("local", "ray")
 _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
@@ -153,7 +154,7 @@ def validate(data: dict[str, Any], path: Path | str, check_registries: bool = Tr
     if unknown := set(data.get("ray") or {}) - RAY_KEYS:
         raise SMCError(f"{path}: unknown ray key(s) {sorted(unknown)}; use {', '.join(sorted(RAY_KEYS))}")
     _check_sparsities(path, "sparsities", data.get("sparsities", []))
-    _check_budgets(path, data.get("budgets") or {}, sections(data, implemented_only=False))
+    _check_budgets(path, data.get("budgets") or {}, [*sections(data, implemented_only=False), *ANALYSES])
     for name in sections(data, implemented_only=False):
         _validate_section(data[name], name, path, check_registries)
 
@@ -164,9 +165,10 @@ def _check_budgets(path, budgets: dict, names: list[str]) -> None:
         if not isinstance(b, dict) or set(b) - {"sections", "core_hours", "cuts"}:
             raise SMCError(f"{where} must map sections (a list), core_hours (a number) and cuts (text)")
         if not isinstance(b.get("sections"), list) or not b["sections"]:
-            raise SMCError(f"{where}.sections must list the sections the budget covers, e.g. [arithmetic]")
+            raise SMCError(f"{where}.sections must list the sections (or analyses) the budget covers, e.g. [arithmetic]")
         if unknown := [x for x in b["sections"] if x not in names]:
-            raise SMCError(f"{where}.sections: no section {unknown[0]!r} in this profile; choose from {', '.join(names)}")
+            raise SMCError(f"{where}.sections: no section or analysis {unknown[0]!r} in this profile; choose from "
+                           f"{', '.join(names)}")
         hours = b.get("core_hours")
         if isinstance(hours, bool) or not isinstance(hours, (int, float)) or hours <= 0:
             raise SMCError(f"{where}.core_hours must be a positive number of core-hours, got {hours!r}")

@@ -20,8 +20,8 @@ import pandas as pd
 from tqdm import tqdm  # plain text bars: no ipywidgets needed in JupyterLab or papermill
 
 from . import results as _results
-from .config import load_profile, section
-from .errors import SMCError
+from .config import ANALYSES, load_profile, section
+from .errors import SMCError, unknown
 from .runs import (DEFAULT_STORE, RunConfig, RunResult, Store, atomic_write, check_writable, execute, result_path,
                    validate)
 from .runtime import torch_threads
@@ -131,6 +131,17 @@ def esm_modules(profile: dict | str | None) -> tuple[list[RunConfig], Store]:
         configs += [dataclasses.replace(base, scope="custom", scope_patterns={"include": module_patterns(s)})
                     for s in MODULE_SUBSETS]
     return configs, store
+
+
+def analysis_grid(profile: dict | str | None, name: str) -> tuple[list[RunConfig], Store]:
+    """The runs of an analysis that keeps records of its own (`config.ANALYSES`: the oBERT roadmap, Table 1)
+    and its records folder."""
+    if name == "obert_roadmap":
+        configs, _, store = roadmap(profile)
+        return configs, store
+    if name == "esm_modules":
+        return esm_modules(profile)
+    raise unknown("analysis", name, list(ANALYSES))
 
 
 def share_dense(configs: Sequence[RunConfig], source: Store, target: Store) -> int:
@@ -367,38 +378,53 @@ def section_table(section_name: str, profile: dict | str | None = None, train_mi
 
 
 def status(profile: dict | str | None = None) -> pd.DataFrame:
-    """Per section and dataset of a profile: records published / in the grid, dense mean ± σ over its
-    seeds, and what the trainings behind them cost: the grid's records plus the IMP chains' intermediate
-    rounds (`rounds`: trainings the grid needs that are not grid points). `hours` is wall clock; `core_hours`
-    the CPU time the runs' processes spent (a record without `cpu_s` counts wall time × threads, an upper
-    bound), which a busy machine does not inflate; `projected_core_hours` scales it to every training of
-    the grid (its mean per training so far × all trainings, rounds included)."""
+    """Per section and dataset of a profile, then per analysis with runs of its own (the oBERT roadmap,
+    Table 1): records published / in the grid, dense mean ± σ over its seeds, and what the trainings behind
+    them cost: the grid's records plus the IMP chains' intermediate rounds (`rounds`: trainings the grid
+    needs that are not grid points). `hours` is wall clock; `core_hours` the CPU time the runs' processes
+    spent (a record without `cpu_s` counts wall time × threads, an upper bound), which a busy machine does
+    not inflate; `projected_core_hours` scales it to every training of the grid (its mean per training so far
+    × all trainings, rounds included). An analysis' dense runs are its section's (`share_dense`): they are
+    neither its records nor its cost."""
     from .config import sections
 
     prof = profile if isinstance(profile, dict) else load_profile(profile)
     rows = []
     for name in sections(prof):
         configs = grid(prof, name)
-        rounds = chain_rounds(configs)
         found, missing = collect(configs, prof)
-        found_rounds, missing_rounds = collect(rounds, prof)
         table = _results.to_table(found)
         band = _results.noise_band(table) if len(table) else pd.DataFrame(columns=["dataset", "dense", "sd", "seeds"])
-        for ds in section(prof, name).get("datasets") or []:
-            mine = [r for r in found if r.config["dataset"] == ds]
-            paid = mine + [r for r in found_rounds if r.config["dataset"] == ds]
-            trainings = len(paid) + sum(c.dataset == ds for c in missing + missing_rounds)
-            core = sum(core_seconds(r) for r in paid) / 3600
-            b = band[band["dataset"] == ds]
-            rows.append({"section": name, "dataset": ds, "records": len(mine),
-                         "grid": len(mine) + sum(c.dataset == ds for c in missing),
-                         "rounds": sum(c.dataset == ds for c in rounds),
-                         "dense": round(float(b["dense"].iloc[0]), 2) if len(b) else None,
-                         "dense_sd": round(float(b["sd"].iloc[0]), 2) if len(b) else None,
-                         "dense_seeds": int(b["seeds"].iloc[0]) if len(b) else 0,
-                         "hours": round(sum(r.wall_s for r in paid) / 3600, 2), "core_hours": round(core, 2),
-                         "projected_core_hours": round(core / len(paid) * trainings, 1) if paid else None})
+        rows += _cost_rows(name, section(prof, name).get("datasets") or [], configs, found, missing, prof, None, band)
+    for name in ANALYSES:
+        configs, store = analysis_grid(prof, name)
+        own = [c for c in configs if c.method != "dense"]
+        found, missing = collect(own, prof, store=store)
+        rows += _cost_rows(name, sorted({c.dataset for c in own}), own, found, missing, prof, store, None)
     return pd.DataFrame(rows)
+
+
+def _cost_rows(name: str, datasets: list[str], configs: list[RunConfig], found: list[RunResult],
+               missing: list[RunConfig], prof: dict, store: Store | None, band: pd.DataFrame | None) -> list[dict]:
+    """`status`'s rows of one section or analysis: its records, IMP rounds and their cost per dataset."""
+    rounds = chain_rounds(configs)
+    found_rounds, missing_rounds = collect(rounds, prof, store=store)
+    rows = []
+    for ds in datasets:
+        mine = [r for r in found if r.config["dataset"] == ds]
+        paid = mine + [r for r in found_rounds if r.config["dataset"] == ds]
+        trainings = len(paid) + sum(c.dataset == ds for c in missing + missing_rounds)
+        core = sum(core_seconds(r) for r in paid) / 3600
+        b = band[band["dataset"] == ds] if band is not None else []
+        rows.append({"section": name, "dataset": ds, "records": len(mine),
+                     "grid": len(mine) + sum(c.dataset == ds for c in missing),
+                     "rounds": sum(c.dataset == ds for c in rounds),
+                     "dense": round(float(b["dense"].iloc[0]), 2) if len(b) else None,
+                     "dense_sd": round(float(b["sd"].iloc[0]), 2) if len(b) else None,
+                     "dense_seeds": int(b["seeds"].iloc[0]) if len(b) else 0,
+                     "hours": round(sum(r.wall_s for r in paid) / 3600, 2), "core_hours": round(core, 2),
+                     "projected_core_hours": round(core / len(paid) * trainings, 1) if paid else None})
+    return rows
 
 
 def chain_rounds(configs: Sequence[RunConfig]) -> list[RunConfig]:

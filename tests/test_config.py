@@ -87,7 +87,7 @@ def test_good_profile_loads(tmp_path: Path):
     (with_section(method_options={"nope": {}}), "unknown method 'nope'"),
     (with_section(scope="custom", scope_patterns={"inclde": ["fc1"]}), "scope_patterns takes include"),
     ({**GOOD, "chess": {"datasets": ["x"]}}, "no task module registers 'chess'"),
-    ({**GOOD, "budgets": {"main": {"sections": ["chess"], "core_hours": 2}}}, r"budgets.main.sections: no section 'chess'"),
+    ({**GOOD, "budgets": {"main": {"sections": ["chess"], "core_hours": 2}}}, r"budgets.main.sections: no section or analysis 'chess'"),
     ({**GOOD, "budgets": {"main": {"sections": ["toy"], "core_hours": 0}}}, "core_hours must be a positive number"),
     ({**GOOD, "budgets": {"main": {"sections": ["toy"], "hours": 2}}}, "must map sections"),
 ])
@@ -101,6 +101,11 @@ def test_mistakes_fail_at_load_naming_the_file(tmp_path: Path, data, message: st
 def test_a_budget_is_not_a_section(tmp_path: Path):
     prof = load_profile(write(tmp_path, {**GOOD, "budgets": {"main": {"sections": ["toy"], "core_hours": 2, "cuts": "none"}}}))
     assert config.sections(prof) == ["toy"] and prof["budgets"]["main"]["core_hours"] == 2
+
+
+def test_a_budget_may_cover_an_analysis_with_runs_of_its_own(tmp_path: Path):
+    prof = load_profile(write(tmp_path, {**GOOD, "budgets": {"roadmap": {"sections": ["obert_roadmap"], "core_hours": 8}}}))
+    assert prof["budgets"]["roadmap"]["sections"] == ["obert_roadmap"]
 
 
 def test_unimplemented_sections_are_documentation_only(tmp_path: Path):

@@ -376,3 +376,23 @@ def test_esm_modules_builds_table_1s_runs_in_their_own_folder():
     assert {c.scope for c in configs if c.method != "dense"} == {"custom"}
     published = {p.stem for p in (store.records / "protein").glob("*.json")}
     assert published and {c.key() for c in configs} == published           # the committed Table 1 records
+
+
+def test_records_status_counts_an_analysis_without_its_sections_dense_run(tmp_path: Path):
+    """`smc records` has a row per analysis with runs of its own: its records, its IMP rounds and their cost;
+    the dense run it copied from its section is the section's record and cost, not the analysis'."""
+    from smc_lib import sweep
+    from smc_lib.runs import load_result
+
+    prof = _profile_at(tmp_path)
+    configs, _, store = sweep.roadmap(prof)
+    sweep.sweep([configs[0].dense()], profile=prof, progress=False)
+    sweep.sweep(configs, profile=prof, store=store, progress=False)
+    rounds = sweep.chain_rounds(configs)
+    copied = result_path(configs[0].dense(), store)
+    rec = json.loads(copied.read_text())
+    copied.write_text(json.dumps({**rec, "cpu_s": 36_000.0}))      # 10 core-hours, were the copy counted
+    row = sweep.status(prof).set_index("section").loc["obert_roadmap"]
+    assert (row["records"], row["grid"], row["rounds"]) == (len(configs), len(configs), len(rounds))
+    paid = [load_result(c, store) for c in [*configs, *rounds]]
+    assert row["core_hours"] == round(sum(sweep.core_seconds(r) for r in paid) / 3600, 2) < 1
