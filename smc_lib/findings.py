@@ -99,7 +99,8 @@ def difficulty(table: pd.DataFrame, easy: str = "mawps", hard: str = "svamp",
     method that never fails counts as failing above the grid)."""
     claim = f"① harder task, lower failing sparsity ({hard.upper()} vs {easy.upper()})"
     paper = "SVAMP (and CSQA/RACE, 10-to-10) fail at lower sparsities than MAWPS (WinoGrande, 2-to-2)"
-    b = _fail_bounds(_curves(table), _absent(missing))
+    c, absent = _curves(table), _absent(missing)
+    b = _fail_bounds(c, absent)
     e, h = (b[b["dataset"] == ds].set_index(["model", "method"]) for ds in (easy, hard))
     both = e.index.intersection(h.index)
     if len(both) == 0:
@@ -120,9 +121,15 @@ def difficulty(table: pd.DataFrame, easy: str = "mawps", hard: str = "svamp",
     n = len(lower) + len(higher) + len(equal) + len(undecided)
     if n == 0:
         return Finding(claim, paper, "no method fails within the grid on either dataset", INCONCLUSIVE)
+    levels = pd.concat([c.loc[c["dataset"].isin([easy, hard]), "sparsity"],
+                        absent.loc[absent["dataset"].isin([easy, hard]), "sparsity"]])
+    floor = float(levels.min())                                  # the grid's lowest level
+    censored = sum(e.loc[i, "hi"] == floor for i in equal)
     measured = (f"of {n} methods failing on either: {hard} fails lower for {len(lower)}, "
                 f"higher for {len(higher)} ({', '.join(m for _, m in higher) or 'none'}), "
-                f"equal for {len(equal)}")
+                f"equal for {len(equal)}"
+                + (f" ({censored} of them at the grid's lowest level, {floor:.0%}, on both: a finer grid below it "
+                   "could order them)" if censored else ""))
     measured = _awaiting(measured, len(undecided))
     if higher and len(higher) >= len(lower) + len(undecided):
         verdict = NOT_REPRODUCED

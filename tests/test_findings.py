@@ -49,6 +49,15 @@ def test_difficulty_not_reproduced_when_the_hard_task_fails_later():
     assert F.difficulty(t).verdict == F.NOT_REPRODUCED
 
 
+def test_difficulty_says_when_both_fail_at_the_grids_lowest_level():
+    # every method fails at 20 % on both: equal, and the measurement says the grid cannot order them
+    f = F.difficulty(table(lambda ds, m, s: 30.0))
+    assert f.verdict == F.INCONCLUSIVE and f"equal for {len(METHODS)} ({len(METHODS)} of them at the grid's " \
+        "lowest level, 20%" in f.measured
+    # equal at 49 % is an equal reading, not a censored one
+    assert "lowest level" not in F.difficulty(table(lambda ds, m, s: 30.0 if s > 0.4 else 80.0)).measured
+
+
 def test_difficulty_inconclusive_when_nothing_fails():
     assert F.difficulty(table(lambda *a: 80.0)).verdict == F.INCONCLUSIVE
 
