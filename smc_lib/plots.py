@@ -18,6 +18,7 @@ import altair as alt
 import pandas as pd
 
 from .results import curves, noise_band
+from .scope import layer_index, param_kind
 
 alt.renderers.enable("svg")
 alt.data_transformers.disable_max_rows()
@@ -108,14 +109,17 @@ def sparsity_grid(table: pd.DataFrame, reference_dir: str | Path | None = None, 
 
 
 def layerwise_table(results: Iterable) -> pd.DataFrame:
-    """RunResults → per-parameter rows (param, layer, kind, numel, layer_sparsity) with the run's columns."""
+    """RunResults → per-parameter rows (param, layer, kind, numel, layer_sparsity) with the run's columns.
+    Layer and kind are read off the parameter's name (`scope.layer_index`, `scope.param_kind`), not taken from
+    the record: they label the record's numbers, and records written before a classifier fix keep their
+    numbers but not their labels."""
     rows = []
     for r in results:
         c = r.config
         for row in r.layerwise:
             rows.append({"task": c["task"], "dataset": c["dataset"], "model": c["model"], "method": c["method"],
-                         "sparsity": c["sparsity"], "param": row["param"], "layer": int(row["layer"]),
-                         "kind": row["kind"], "numel": int(row["numel"]), "layer_sparsity": float(row["sparsity"])})
+                         "sparsity": c["sparsity"], "param": row["param"], "layer": layer_index(row["param"]),
+                         "kind": param_kind(row["param"]), "numel": int(row["numel"]), "layer_sparsity": float(row["sparsity"])})
     return pd.DataFrame(rows, columns=LAYER_COLUMNS)
 
 

@@ -23,7 +23,10 @@ _LAYER = re.compile(r"(?:^|\.)(?:layer|layers|h|block|blocks)\.(\d+)\.")
 _ATTENTION = re.compile(  # bare query/key/value only count inside an `attention` module (BERT): GTS's gated
     r"(?:^|\.)(?:q_proj|k_proj|v_proj|out_proj|attention\.output\.dense|attn\.\w+)\.weight$")  # units are `value`
 _FFN = re.compile(r"(?:^|\.)(?:intermediate\.dense|(?<!attention\.)output\.dense|fc1|fc2|mlp\.\w+)\.weight$")
-_EMBEDDING = re.compile(r"embed|(?:^|\.)(?:shared|wte|wpe)\.weight$", re.IGNORECASE)
+# a module named for an embedding (word_embeddings, embed_tokens, op_embedding, embed); not a container such as
+# GTS's `embedder`, which holds a whole pretrained encoder
+_EMBEDDING = re.compile(r"(?:^|\.)(?:\w*embedding\w*|embed|embed_\w+)(?:\.|$)|(?:^|\.)(?:shared|wte|wpe)\.weight$",
+                        re.IGNORECASE)
 _HEAD = re.compile(r"(?:^|\.)(?:\w*head|\w*heads|classifier|pooler|qa_outputs|score|regression)(?:\.|$)")
 
 #: `encoder` policy: a layer-indexed attention or FFN weight matrix (BERT, RoBERTa, ESM, mBART naming).

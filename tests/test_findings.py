@@ -339,3 +339,22 @@ def test_all_findings_passes_the_missing_points_to_every_grid_rule():
                                   "layer_sparsity"])
     out = F.all_findings(drop(full, pts), empty, missing=pts).set_index("claim")["verdict"]
     assert (out.iloc[:7] == F.INCONCLUSIVE).all()
+
+
+def test_layerwise_table_labels_layers_by_name_not_by_the_records_stale_kind():
+    """Arithmetic records written before the classifier fix call every weight of GTS's `embedder` (a whole
+    MiniLM) an embedding; the table reads kind and layer off the name, so the SNIP-embedding finding measures
+    the embedding tables, not the encoder."""
+    from types import SimpleNamespace
+
+    from smc_lib import plots
+
+    stale = [{"param": "embedder.model.embeddings.word_embeddings.weight", "layer": -1, "kind": "embedding",
+              "numel": 100, "sparsity": 0.9},
+             {"param": "embedder.model.encoder.layer.0.attention.self.query.weight", "layer": 0, "kind": "embedding",
+              "numel": 100, "sparsity": 0.1}]
+    rec = SimpleNamespace(config=dict(task="arithmetic", dataset="mawps", model="gts", method="snip", sparsity=0.5),
+                          layerwise=stale)
+    t = plots.layerwise_table([rec]).set_index("param")
+    assert t["kind"].tolist() == ["embedding", "attention"] and t["layer"].tolist() == [-1, 0]
+    assert F._kind_sparsity(t.reset_index(), "embedding")["kind_sparsity"].tolist() == [0.9]

@@ -103,6 +103,14 @@ def test_errors(toy_model):
     ("decoder.generate_left.value.weight", -1, "other"),      # GTS's gated unit, not an attention value
     ("decoder.attn.attn.weight", -1, "attention"),
     ("encoder.gru.layers.1.0.weight_hh", 1, "other"),
+    # GTS's `embedder` holds a whole MiniLM: only its embedding tables are embeddings
+    ("embedder.model.embeddings.word_embeddings.weight", -1, "embedding"),
+    ("embedder.model.encoder.layer.0.attention.self.query.weight", 0, "attention"),
+    ("embedder.model.encoder.layer.3.intermediate.dense.weight", 3, "ffn"),
+    ("embedder.model.encoder.layer.5.output.dense.weight", 5, "ffn"),
+    ("decoder.op_embedding.weight", -1, "embedding"),
+    ("model.encoder.embed_tokens.weight", -1, "embedding"),
+    ("model.shared.weight", -1, "embedding"),
 ])
 def test_layer_index_and_kind(name, layer, kind):
     assert layer_index(name) == layer
