@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib
+import math
 import os
 import sys
 from pathlib import Path
@@ -149,8 +150,8 @@ def records_cmd(profile) -> None:
                f"({table['core_hours'].sum():.2f} core-hours of CPU time; the whole grid at the mean so far: "
                f"{table['projected_core_hours'].sum():.1f})")
     for b in budgets(table, prof.get("budgets") or {}).itertuples():
-        projected = "not projected yet" if b.projected_core_hours != b.projected_core_hours else \
-            f"projected at {b.projected_core_hours:.1f}"                             # NaN: a dataset has no record
+        projected = ("not projected yet" if math.isnan(b.projected_core_hours)       # a dataset has no record yet
+                     else f"projected at {b.projected_core_hours:.1f}")
         click.echo(f"budget {b.budget} ({b.sections}): {b.core_hours:.2f} of {b.budget_core_hours:g} core-hours "
                    f"so far, the grid {projected}: {b.verdict}")
 
