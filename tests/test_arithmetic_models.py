@@ -195,3 +195,30 @@ def test_batched_beam_search_equals_one_problem_at_a_time(tiny_data, model_name)
     assert [h.out for h in together] == [h.out for h in alone]
     np.testing.assert_allclose([h.score for h in together], [h.score for h in alone], rtol=1e-10)
     assert sum(len(h.out) > 1 for h in together) >= 6        # trees, so merges and sibling goals are exercised
+
+
+def test_the_packaged_minilm_loads_as_gts_pretrained_word_level_encoder(capfd):
+    """The CPU profile's arithmetic encoder: the packaged MiniLM's own weights (not a fresh init), one vector
+    per word taken at its first sub-token, and no transformers load report on every run (it listed the
+    checkpoint's unused pooler, which `add_pooling_layer=False` drops on purpose)."""
+    from safetensors.torch import load_file
+    from smc_lib.tasks.arithmetic.embed import build_embedder, build_featurizer, resolve_embedder
+
+    words = [["tom", "has", "NUM", "unbelievably", "shiny", "apples"], ["how", "many", "?"]]
+    featurizer = build_featurizer("minilm", words)
+    embedder = build_embedder("minilm", featurizer)
+    assert "LOAD REPORT" not in "".join(capfd.readouterr())
+
+    saved = load_file(f"{resolve_embedder('minilm')}/model.safetensors")
+    name = next(k for k in saved if k.endswith("embeddings.word_embeddings.weight"))
+    assert torch.equal(embedder.model.embeddings.word_embeddings.weight, saved[name])
+
+    batch = featurizer(words)
+    tokens = featurizer.tokenizer.convert_ids_to_tokens(batch["input_ids"][0])
+    first_pieces = [featurizer.tokenizer.tokenize(w)[0] for w in words[0]]
+    assert len(featurizer.tokenizer.tokenize("unbelievably")) > 1           # a word of several sub-tokens
+    assert [tokens[i] for i in batch["word_index"][0]] == first_pieces
+    embedder.eval()
+    with torch.no_grad():
+        out = embedder(batch)
+    assert out.shape == (2, 6, embedder.dim) and embedder.dim == 384

@@ -129,6 +129,8 @@ def build_embedder(name: str, featurizer, dim: int = 768) -> nn.Module:
     if name == RANDOM:
         return WordEmbedder(len(featurizer.itos), dim)
     from transformers import AutoModel
+    from transformers.utils import logging as hf_logging
+    hf_logging.set_verbosity_error()  # its load report lists the checkpoint's unused pooler on every run
 
     path = resolve_embedder(name)
     try:
