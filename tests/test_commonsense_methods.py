@@ -72,3 +72,26 @@ def test_distillation_logits_have_one_score_per_choice(task, dense):
     assert logits.shape == (4, batch["input_ids"].shape[1]) and loss.ndim == 0
     cfg = dataclasses.replace(_cfg(task, steps=2), distill={"weight": 0.5, "temperature": 2.0})
     assert fit(task, task.build_model(), cfg, teacher=copy.deepcopy(dense)).steps == 2
+
+
+def test_the_packaged_minilm_loads_as_a_pretrained_multiple_choice_model():
+    """The CPU profile's commonsense model through the real `from_pretrained` path: the body is the packaged
+    MiniLM's own weights, the classifier is fresh and set by the seed alone, the record names the weights it
+    loaded, and a CommonsenseQA batch gives one score per choice."""
+    from safetensors.torch import load_file
+    from smc_lib.tasks.commonsense import resolve_model
+
+    task = CommonsenseTask("csqa", "minilm", DATA, max_length=48, max_train=8, max_eval=8, seed=3)
+    a, b = task.build_model(), task.build_model()
+    saved = load_file(f"{resolve_model('minilm')}/model.safetensors")
+    body = {k.removeprefix("bert."): v for k, v in a.state_dict().items() if k.startswith("bert.")}
+    shared = [k for k in saved if k in body]
+    assert len(shared) >= 100 and all(torch.equal(body[k], saved[k]) for k in shared)
+    assert torch.equal(a.classifier.weight, b.classifier.weight)               # seeded
+    other = CommonsenseTask("csqa", "minilm", DATA, max_length=48, max_train=8, max_eval=8, seed=4).build_model()
+    assert not torch.equal(a.classifier.weight, other.classifier.weight)
+    assert task.record_info()["model"]                                         # provenance of the weights
+    batch = next(iter(task.batches("dev", 4, shuffle=False, seed=0)))
+    a.eval()
+    with torch.no_grad():
+        assert task.logits(a, batch).shape == (4, 5)
