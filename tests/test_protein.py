@@ -155,3 +155,53 @@ def test_tiny_models_under_every_timing_prune_only_attention_and_ffn(family, met
         if name not in masks.names():
             assert (p != 0).float().mean() > 0.9, name                     # nothing outside the scope pruned
     assert 0 <= fit.metrics["accuracy"] <= 100
+
+
+def _as_published(model, args_key: str, args, prefix: str):
+    """`model`'s weights in a fair-esm checkpoint's layout: names under `encoder.sentence_encoder.` (the LM
+    head under `encoder.`), the training arguments as an `argparse.Namespace`, the contact regression apart."""
+    state = {(f"encoder.{k}" if k.startswith("lm_head") else f"{prefix}{k}"): v
+             for k, v in model.state_dict().items() if not k.startswith("contact_head.regression")}
+    regression = {k: v for k, v in model.state_dict().items() if k.startswith("contact_head.regression")}
+    return {"model": state, args_key: args}, {"model": regression}
+
+
+@pytest.mark.parametrize("kind", ["esm2", "esm1b"])
+def test_a_local_fair_esm_checkpoint_loads_through_fair_esms_loader(kind, tmp_path):
+    """`build(path.pt)` goes through `esm.pretrained.load_model_and_alphabet_local`, as the paper's ESM-1b
+    would. fair-esm keeps the training arguments as an `argparse.Namespace`, which torch's weights-only
+    `torch.load` refused until `esm_checkpoints` allowed that one class."""
+    import argparse
+
+    from esm.model.esm2 import ESM2
+    from smc_lib.tasks.protein import models
+
+    torch.manual_seed(0)
+    if kind == "esm2":
+        source = ESM2(num_layers=2, embed_dim=32, attention_heads=4, alphabet="ESM-1b", token_dropout=True)
+        args = argparse.Namespace(encoder_layers=2, encoder_embed_dim=32, encoder_attention_heads=4,
+                                  token_dropout=True)
+        data, regression = _as_published(source, "cfg", {"model": args}, "encoder.sentence_encoder.")
+    else:
+        source = tiny_esm1b()
+        args = argparse.Namespace(arch="roberta_large", encoder_layers=2, encoder_embed_dim=32,
+                                  encoder_ffn_embed_dim=64, encoder_attention_heads=2, max_positions=256,
+                                  dropout=0.0, attention_dropout=0.0, activation_dropout=0.0, final_bias=True)
+        data, regression = _as_published(source, "args", args, "encoder.sentence_encoder.")
+    path = tmp_path / f"{kind}_t2_tiny.pt"
+    torch.save(data, path)
+    torch.save(regression, tmp_path / f"{kind}_t2_tiny-contact-regression.pt")
+
+    model, prov = models.build(str(path), classes=2)
+    assert prov["path"] == str(path) and len(prov["sha256"]) == 64
+    loaded, want = model.backbone.state_dict(), source.state_dict()
+    assert len(loaded) > 20 and set(loaded) <= set(want)      # the classifier drops the LM and contact heads
+    mask = model.tok.index["<mask>"]
+    for k, v in loaded.items():
+        expected = want[k].clone()
+        if k == "embed_tokens.weight" and kind == "esm1b":       # fair-esm zeroes ESM-1b's <mask> row
+            expected[mask] = 0
+        assert torch.equal(v, expected), k
+    model.eval()
+    with torch.no_grad():
+        assert model(model.tok(["MKTAYIAKQR", "GG"])).shape == (2, 2)

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from ...errors import SMCError
+from .models import esm_checkpoints
 
 EXTRA = "pip install -e '.[if1]' (torch_geometric, biotite)"
 
@@ -85,7 +86,8 @@ def build(model: str, classes: int, dropout: float = 0.0, **arch) -> tuple[IF1Cl
         net, prov = GVPTransformerModel(tiny_args(**arch), alphabet), {"init": "random", **arch}
     else:
         try:
-            net, alphabet = esm.pretrained.load_model_and_alphabet(model)
+            with esm_checkpoints():
+                net, alphabet = esm.pretrained.load_model_and_alphabet(model)
         except Exception as e:  # noqa: BLE001 - a download or unpickling failure: one line for the user
             raise SMCError(f"cannot load ESM-IF1 model {model!r} ({type(e).__name__}: {str(e)[:120]}); give "
                            "esm-if1-tiny, or a fair-esm IF1 name on a host with a network") from None

@@ -13,6 +13,7 @@ padding left out), as HotProtein's and the paper's classification heads do.
 """
 from __future__ import annotations
 
+import argparse
 import hashlib
 from pathlib import Path
 
@@ -92,6 +93,14 @@ def family(model: str) -> str:
     return "tape" if model.startswith("tape") else "esm"
 
 
+def esm_checkpoints():
+    """Let `torch.load` read fair-esm checkpoints. They keep their training arguments as an
+    `argparse.Namespace` (`args` in ESM-1b and ESM-IF1, `cfg["model"]` in ESM-2), which torch's default
+    weights-only unpickler refuses; fair-esm calls `torch.load` without saying, so allow exactly that class
+    rather than unpickling arbitrary objects."""
+    return torch.serialization.safe_globals([argparse.Namespace])
+
+
 def build(model: str, classes: int, layers: int = 4, embed_dim: int = 128, heads: int = 4,
           dropout: float = 0.0, max_positions: int = ESM_LIMIT + 2) -> tuple[nn.Module, dict]:
     """(classifier, provenance) for a model name; provenance records what was loaded (sha256 of a local
@@ -115,12 +124,13 @@ def build(model: str, classes: int, layers: int = 4, embed_dim: int = 128, heads
     import esm
     path = Path(model)
     try:
-        if path.suffix == ".pt" and path.is_file():
-            backbone, _ = esm.pretrained.load_model_and_alphabet_local(str(path))
-            prov = {"path": str(path), "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
-        else:
-            backbone, _ = esm.pretrained.load_model_and_alphabet(model)
-            prov = {"hub": model}
+        with esm_checkpoints():
+            if path.suffix == ".pt" and path.is_file():
+                backbone, _ = esm.pretrained.load_model_and_alphabet_local(str(path))
+                prov = {"path": str(path), "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+            else:
+                backbone, _ = esm.pretrained.load_model_and_alphabet(model)
+                prov = {"hub": model}
     except Exception as e:  # noqa: BLE001 - a download or unpickling failure: one line for the user
         raise SMCError(f"cannot load protein model {model!r} ({type(e).__name__}: {str(e)[:120]}); give "
                        "esm2-tiny, tape, a local ESM .pt checkpoint, or a fair-esm name on a host with a network") from None
