@@ -103,7 +103,8 @@ class RunConfig:
         from .tasks import get_task
 
         m = get_method(self.method)
-        code = (get_task(self.task).version, m.version, get_method("dense").version,
+        task = get_task(self.task)
+        code = (task.version, json.dumps(task.model_versions, sort_keys=True), m.version, get_method("dense").version,
                 json.dumps(m.defaults, sort_keys=True, default=str), fast_paths())
         return _key(json.dumps(self.as_dict(), sort_keys=True, default=str), code)
 
@@ -137,7 +138,8 @@ def resolve(cfg: RunConfig) -> dict[str, Any]:
     """Everything behind the config that changes a result, resolved: the task's constructor defaults merged
     with `task_params`, the training config the task's defaults and `train` give, the scope, the method's
     option defaults merged with `method_options`, the task's and method's `version` (and the dense method's
-    for the methods that start from the dense run), and the fingerprint of the task's data files."""
+    for the methods that start from the dense run; the task's `model_versions` entry for its model, if any),
+    and the fingerprint of the task's data files."""
     from .methods import get_method
     from .tasks import get_task
 
@@ -155,6 +157,9 @@ def resolve(cfg: RunConfig) -> dict[str, Any]:
            "data": data_fingerprint(task.data_files())}
     if method_cls.timing in ("after", "iterative") or (cfg.train.get("distill") and method_cls.timing != "dense"):
         out["method"]["dense_version"] = get_method("dense").version
+    for prefix, version in task_cls.model_versions.items():   # absent unless the model is one it names
+        if cfg.model.startswith(prefix):
+            out["task"]["model_version"] = version
     if not fast_paths():                  # the plain paths round differently: another run (absent when on)
         out["fast_paths"] = False
     return out

@@ -205,3 +205,24 @@ def test_a_local_fair_esm_checkpoint_loads_through_fair_esms_loader(kind, tmp_pa
     model.eval()
     with torch.no_grad():
         assert model(model.tok(["MKTAYIAKQR", "GG"])).shape == (2, 2)
+
+
+def test_a_local_tape_folder_loads_through_from_pretrained_without_the_unused_pooler(tmp_path):
+    """`tape:<folder>` loads TAPE's BERT with `from_pretrained`: its own weights, and no pooler (the head reads
+    the mean residue representation, so a pooler would be dead weight in scope `all`'s denominator)."""
+    from transformers import BertConfig, BertModel
+    from smc_lib.tasks.protein import models
+
+    torch.manual_seed(0)
+    cfg = BertConfig(vocab_size=len(models.TAPE_VOCAB), hidden_size=32, num_hidden_layers=2,
+                     num_attention_heads=2, intermediate_size=64, max_position_embeddings=256)
+    source = BertModel(cfg)                                    # TAPE's published BERT carries a pooler
+    source.save_pretrained(tmp_path)
+    model, prov = models.build(f"tape:{tmp_path}", classes=2)
+    assert prov == {"path": str(tmp_path)}
+    loaded = model.bert.state_dict()
+    assert not any(k.startswith("pooler") for k in loaded)
+    assert all(torch.equal(v, source.state_dict()[k]) for k, v in loaded.items())
+    model.eval()
+    with torch.no_grad():
+        assert model(model.tok(["MKTAYIAKQR", "GG"])).shape == (2, 2)

@@ -108,6 +108,21 @@ def test_changed_behaviour_is_caught_until_the_version_is_bumped(tmp_path: Path,
     assert sorted((c.method, c.sparsity) for c in trained) == [("random_before", 0.2), ("random_before", 0.5)]
 
 
+def test_a_model_version_changes_the_keys_of_that_models_runs_only(monkeypatch):
+    """A change that touches one model (protein's `tape:<folder>` loading) is versioned in `model_versions`:
+    the keys of that model's runs change, every other key stays, so the other records stay valid."""
+    from smc_lib.tasks import get_task
+
+    configs = [toy("dense"), toy("omp_before", 0.5), dataclasses.replace(toy("dense"), model="toy-large")]
+    before = [c.key() for c in configs]
+    monkeypatch.setattr(get_task("toy"), "model_versions", {"toy-large": 2})
+    after = [c.key() for c in configs]
+    assert after[:2] == before[:2] and after[2] != before[2]
+    assert runs.resolve(configs[2])["task"]["model_version"] == 2
+    assert "model_version" not in runs.resolve(configs[0])["task"]
+    assert get_task("protein").model_versions == {"tape:": 2}
+
+
 def test_one_imp_chain_serves_every_lth_sparsity(tmp_path: Path, trained):
     """LTH at round k is the record at 1 - 0.8^k: 0.488 then 0.6723 train 5 rounds and the dense run, not
     3 + 5; the chained result equals the one computed in one process; lost artifacts are recomputed."""

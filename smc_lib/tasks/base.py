@@ -28,6 +28,9 @@ class Task:
     primary_metric: str = "accuracy"
     encoder_patterns: tuple[str, ...] | None = None   # overrides scope.ENCODER_PATTERNS for `encoder`
     version: int = 1                  # part of every run key: bump it when the task's behaviour changes
+    # A change that touches only some models: {model-name prefix: version}, in the key of those models' runs
+    # alone, so the other records stay valid.
+    model_versions: dict[str, int] = {}
 
     def __init__(self, dataset: str, model: str, data_dir: Path | str = "data", fold: int | None = None,
                  seed: int = 0, **params):

@@ -116,7 +116,8 @@ def build(model: str, classes: int, layers: int = 4, embed_dim: int = 128, heads
         from transformers import BertConfig, BertModel
         path = model.split(":", 1)[1] if ":" in model else None
         if path:
-            return TAPEClassifier(BertModel.from_pretrained(path), classes, tok, dropout), {"path": path}
+            bert = BertModel.from_pretrained(path, add_pooling_layer=False)   # unused, as in the random init
+            return TAPEClassifier(bert, classes, tok, dropout), {"path": path}
         cfg = BertConfig(vocab_size=len(TAPE_VOCAB), hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
                          intermediate_size=3072, hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout,
                          max_position_embeddings=8192, pad_token_id=0)

@@ -33,6 +33,7 @@ class ProteinTask(ClassificationTask):
     datasets = DATASETS
     default_scope = "encoder"
     primary_metric = "accuracy"
+    model_versions = {"tape:": 2}   # 2: a local TAPE folder loads without BERT's unused pooler
 
     def __init__(self, dataset: str, model: str = "esm2-tiny", data_dir: Path | str = "data", fold: int | None = None,
                  seed: int = 0, max_length: int = models.ESM_LIMIT, layers: int = 4, embed_dim: int = 128,
