@@ -3,6 +3,7 @@ every timing whose decoder starts with the target's language code."""
 from __future__ import annotations
 
 import random
+import unicodedata
 from pathlib import Path
 
 import pytest
@@ -92,3 +93,43 @@ def test_tiny_mbart_under_every_timing(task, method, tmp_path):
     assert len([k for k in fit.metrics if k.startswith("chrf_")]) == 20
     assert fit.metrics["chrf"] == pytest.approx(sum(v for k, v in fit.metrics.items() if k.startswith("chrf_")) / 20)
     assert 0 <= fit.metrics["chrf"] <= 100 and "nc:6|nw:0" in task.signatures["chrf"]
+
+
+@needs_data
+def test_a_local_mbart_folder_runs_through_the_paper_profiles_path(task, tmp_path):
+    """The paper profile's path (`facebook/mbart-large-cc25`) on a folder laid out like it: `AutoTokenizer` and
+    `from_pretrained` load it, source ends `</s> src_code` and the decoder starts from the target's code as in
+    fairseq's mBART, detokenization gives the text back, and a short run scores all 20 directions."""
+    from transformers import MBartConfig, MBartForConditionalGeneration, MBartTokenizer
+    from smc_lib.tasks.translation.task import TranslationTask
+    from smc_lib.train import TrainConfig, fit
+
+    sp = task.vocab.sp                                    # any unigram model will do for the tokenizer's pieces
+    tok = MBartTokenizer(vocab=[(sp.id_to_piece(i), sp.get_score(i)) for i in range(sp.get_piece_size())])
+    tok.save_pretrained(tmp_path)
+    torch.manual_seed(0)
+    MBartForConditionalGeneration(MBartConfig(
+        vocab_size=len(tok), d_model=32, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2,
+        decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64, max_position_embeddings=128,
+        pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id, bos_token_id=tok.bos_token_id,
+        decoder_start_token_id=tok.eos_token_id, scale_embedding=True)).save_pretrained(tmp_path)
+
+    hub = TranslationTask("2-to-2", str(tmp_path), DATA, max_train=8, max_eval=2, max_len=32)
+    model = hub.build_model()
+    assert set(hub.record_info()["model"]["sha256"]) == {"model.safetensors"}
+    fr = tok.convert_tokens_to_ids("fr_XX")
+    assert hub.vocab.lang_id("fr") == fr and hub.vocab.lang_id("en") == tok.convert_tokens_to_ids("en_XX")
+    rows = [p for p in hub.pairs("test") if (p.src_lang, p.tgt_lang) == ("en", "fr")]
+    batch = hub.collate(rows)
+    assert batch["input_ids"][0, -2:].tolist() == [tok.eos_token_id, tok.convert_tokens_to_ids("en_XX")]
+    assert (batch["decoder_input_ids"][:, 0] == fr).all()
+    nfkc = lambda t: unicodedata.normalize("NFKC", t)      # mBART's tokenizer normalizes: no-break space → space
+    assert hub.vocab.decode(hub.vocab.encode(rows[0].tgt)) == nfkc(rows[0].tgt)
+    cfg = TrainConfig(steps=2, batch_size=8, optimizer="adam", lr=1e-3, progress=False, device="cpu",
+                      eval_split="test")
+    metrics = fit(hub, model, cfg).metrics
+    assert len([k for k in metrics if k.startswith("bleu_")]) == 20 and 0 <= metrics["bleu"] <= 100
+    ids = batch["input_ids"][:1]
+    gen = model.generate(input_ids=ids, decoder_start_token_id=fr, max_new_tokens=3, num_beams=1,
+                         eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+    assert gen[0, 0] == fr
