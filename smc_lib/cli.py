@@ -135,14 +135,21 @@ def sweep_cmd(section: str, **kw) -> None:
 
 @main.command("records")
 @click.option("--profile", default=None, help="params/<profile>.yaml (default: params.yaml's `profile`)")
-def records_cmd(profile) -> None:
+@click.option("--missing", is_flag=True, help="list what is left to compute, with the command for each")
+def records_cmd(profile, missing) -> None:
     """Per section and dataset: records published out of the grid, dense mean ± σ, summed training hours; then
-    each budget of the profile against what its grid costs (measured, or projected while records are missing)."""
+    each budget of the profile against what its grid costs (measured, or projected while records are missing).
+    With --missing: per dataset, method and seed, the sparsities without a record and the IMP rounds still to
+    train, each with the `smc sweep` command that computes them."""
     from .config import load_profile
     from .findings import budgets
-    from .sweep import status
+    from .sweep import pending, status
 
     prof = load_profile(profile)
+    if missing:
+        left = pending(prof)
+        click.echo(left.to_string(index=False) if len(left) else "nothing missing: every grid has its records")
+        return
     table = status(prof)
     click.echo(table.to_string(index=False))
     click.echo(f"total: {int(table['records'].sum())} of {int(table['grid'].sum())} records "

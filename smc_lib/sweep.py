@@ -144,6 +144,20 @@ def analysis_grid(profile: dict | str | None, name: str) -> tuple[list[RunConfig
     raise unknown("analysis", name, list(ANALYSES))
 
 
+_FIELDS = {"datasets": "dataset", "models": "model", "methods": "method", "sparsities": "sparsity", "seeds": "seed",
+           "folds": "fold"}
+
+
+def restrict(configs: Sequence[RunConfig], **overrides: Any) -> list[RunConfig]:
+    """`configs` cut to the sweep options given (datasets=, methods=, sparsities=, ...), as `grid` cuts a
+    section. Dense runs stay whatever the methods and sparsities asked: the others start from them."""
+    if unknown_keys := set(overrides) - set(GRID_KEYS):
+        raise SMCError(f"unknown sweep option(s) {sorted(unknown_keys)}; use {', '.join(GRID_KEYS)}")
+    wanted = {k: {round(float(x), 6) for x in v} if k == "sparsities" else set(v) for k, v in overrides.items() if v}
+    return [c for c in configs if all(getattr(c, _FIELDS[k]) in v for k, v in wanted.items()
+                                      if not (c.method == "dense" and k in ("methods", "sparsities")))]
+
+
 def share_dense(configs: Sequence[RunConfig], source: Store, target: Store) -> int:
     """Copy into `target` the published dense records of `source` that `configs` start from (the dense run
     of every `after` method, IMP chain and distillation teacher, and the dense configs themselves), so an
@@ -427,6 +441,42 @@ def _cost_rows(name: str, datasets: list[str], configs: list[RunConfig], found: 
     return rows
 
 
+def pending(profile: dict | str | None = None) -> pd.DataFrame:
+    """What is left to compute, per section or analysis, dataset, method (the roadmap's step) and seed: the
+    sparsities of the grid without a record, how many IMP rounds their chains still train, and the command
+    that computes them (`smc sweep` resumes: it trains only what has no record)."""
+    from .config import sections
+
+    prof = profile if isinstance(profile, dict) else load_profile(profile)
+    rows = []
+    for name in sections(prof):
+        rows += _pending_rows(name, grid(prof, name), prof, None, {})
+    for name in ANALYSES:
+        configs, store = analysis_grid(prof, name)
+        labels = roadmap(prof)[1] if name == "obert_roadmap" else {}
+        rows += _pending_rows(name, [c for c in configs if c.method != "dense"], prof, store, labels)
+    return pd.DataFrame(rows, columns=["section", "dataset", "method", "seed", "sparsities", "rounds", "command"])
+
+
+def _pending_rows(name: str, configs: list[RunConfig], prof: dict, store: Store | None,
+                  labels: dict[str, str]) -> list[dict]:
+    _, missing = collect(configs, prof, store=store)
+    _, rounds = collect(chain_rounds(configs), prof, store=store)
+    step = {(c.method, repr(c.train), c.seed, c.dataset): labels.get(c.key(), c.method) for c in configs}
+    groups: dict[tuple, dict] = {}
+    for c, is_round in [(c, False) for c in missing] + [(c, True) for c in rounds]:
+        g = groups.setdefault((c.dataset, step[(c.method, repr(c.train), c.seed, c.dataset)], c.method, c.seed),
+                              {"sparsities": [], "rounds": 0})
+        if is_round:
+            g["rounds"] += 1
+        else:
+            g["sparsities"].append(c.sparsity)
+    return [{"section": name, "dataset": ds, "method": label, "seed": seed,
+             "sparsities": ", ".join(f"{s:g}" for s in sorted(g["sparsities"])), "rounds": g["rounds"],
+             "command": f"smc sweep {name} --dataset {ds} --method {method}"}
+            for (ds, label, method, seed), g in groups.items()]
+
+
 def chain_rounds(configs: Sequence[RunConfig]) -> list[RunConfig]:
     """The IMP chains' intermediate rounds of `configs` that are not themselves among them (LTH at 1 − 0.8^k
     for k = 1, 3, 5, 7 also trains k = 2, 4, 6): each a run with a record of its own."""
@@ -453,11 +503,17 @@ def core_seconds(res: RunResult) -> float:
 
 def cli_sweep(section_name: str, profile: str | None = None, executor: str | None = None,
               address: str | None = None, out: str | None = None, **overrides: Any) -> pd.DataFrame:
-    """`smc sweep SECTION`: run a section's grid and write the table to `out` (CSV) when given."""
+    """`smc sweep SECTION`: run a section's grid, or an analysis' runs (`obert_roadmap`, `esm_modules`) into
+    its own records folder, and write the table to `out` (CSV) when given."""
     overrides = {k: v for k, v in overrides.items() if v not in (None, (), [])}
     if out:
         check_writable(Path(out).parent, "--out")
-    table = sweep(section_name, profile=profile, executor=executor, address=address, **overrides)
+    if section_name in ANALYSES:
+        configs, store = analysis_grid(profile, section_name)
+        table = sweep(restrict(configs, **overrides), profile=profile, executor=executor, address=address,
+                      store=store)
+    else:
+        table = sweep(section_name, profile=profile, executor=executor, address=address, **overrides)
     if out:
         _results.save(table, out)
     return table

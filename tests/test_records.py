@@ -393,6 +393,56 @@ def test_esm_modules_builds_table_1s_runs_in_their_own_folder():
     assert published and {c.key() for c in configs} == published           # the committed Table 1 records
 
 
+def test_records_missing_lists_what_is_left_and_the_sweep_that_computes_it(tmp_path: Path, trained):
+    """`smc records --missing`: per dataset, method and seed, the sparsities without a record and the IMP
+    rounds still to train, with a command that, run, leaves nothing missing and trains nothing twice."""
+    from click.testing import CliRunner
+    from smc_lib import sweep
+    from smc_lib.cli import main
+
+    prof = {"profile": "test", "device": "cpu", "seeds": [0], "records": str(tmp_path / "records"),
+            "store": str(tmp_path / "artifacts"), "path": str(tmp_path / "test.yaml"),
+            "toy": {"datasets": ["toy"], "models": ["toy"], "methods": ["dense", "omp_before", "lth"],
+                    "sparsities": [0.2, 0.488], "task": TOY_TASK, "train": TOY_TRAIN}}
+    sweep.sweep([toy("dense"), toy("omp_before", 0.2)], profile=prof, progress=False)
+    left = sweep.pending(prof).set_index("method")
+    assert list(left.index) == ["omp_before", "lth"]
+    assert left.loc["omp_before", "sparsities"] == "0.488" and left.loc["lth", "sparsities"] == "0.2, 0.488"
+    assert left.loc["lth", "rounds"] == 1                                   # 0.36 is a round, not a grid point
+    assert left.loc["lth", "command"] == "smc sweep toy --dataset toy --method lth"
+
+    trained.clear()
+    for command in left["command"]:
+        args = command.split()[2:]
+        sweep.cli_sweep(args[0], profile=prof, datasets=(args[2],), methods=(args[4],))
+    assert sorted((c.method, c.sparsity) for c in trained) == [("lth", 0.2), ("lth", 0.36), ("lth", 0.488),
+                                                                ("omp_before", 0.488)]
+    assert sweep.pending(prof).empty
+    path = tmp_path / "test.yaml"
+    path.write_text(json.dumps({k: v for k, v in prof.items() if k != "path"}))     # JSON is YAML
+    out = CliRunner().invoke(main, ["records", "--missing", "--profile", str(path)])
+    assert out.exit_code == 0 and "nothing missing" in out.output, out.output
+
+
+def test_smc_sweep_runs_an_analysis_into_its_own_folder_restricted_like_a_section(tmp_path: Path, trained):
+    """`smc sweep obert_roadmap --method lth --sparsity S` computes those roadmap runs into the roadmap's
+    folder, starting from the section's published dense run; an unknown option is one clear error."""
+    from smc_lib import sweep
+
+    prof = _profile_at(tmp_path)
+    configs, _, store = sweep.roadmap(prof)
+    dense = configs[0].dense()
+    sweep.sweep([dense], profile=prof, progress=False)
+    first = min(c.sparsity for c in configs)
+    trained.clear()
+    sweep.cli_sweep("obert_roadmap", profile=prof, methods=("lth",), sparsities=(first,))
+    assert [(c.method, c.sparsity, c.scope) for c in trained] == [("lth", first, "encoder")]
+    assert result_path(dense, store).exists()
+    assert len(sweep.restrict(configs, methods=("lth",))) == len([c for c in configs if c.method == "lth"])
+    with pytest.raises(SMCError, match="unknown sweep option"):
+        sweep.restrict(configs, method=("lth",))
+
+
 def test_records_status_counts_an_analysis_without_its_sections_dense_run(tmp_path: Path):
     """`smc records` has a row per analysis with runs of its own: its records, its IMP rounds and their cost;
     the dense run it copied from its section is the section's record and cost, not the analysis'."""
