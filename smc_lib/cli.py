@@ -126,7 +126,8 @@ def run_cmd(**kw) -> None:
 @click.option("--sparsity", "sparsities", multiple=True, type=float, help="restrict to these sparsities")
 @click.option("--out", default=None, help="write the tidy results table to this CSV")
 def sweep_cmd(section: str, **kw) -> None:
-    """Run SECTION's grid (methods × sparsities × datasets × seeds × folds); finished runs are reused."""
+    """Run SECTION's grid (methods × sparsities × datasets × seeds × folds), or an analysis' own runs
+    (obert_roadmap, esm_modules) into its records folder; finished runs are reused."""
     from .sweep import cli_sweep
 
     table = cli_sweep(section, **kw)
