@@ -318,12 +318,20 @@ def atomic_write(path: Path, data: bytes | str) -> None:
     os.replace(tmp, path)
 
 
+class RunBusy(Exception):
+    """Another process on this host holds the run's lock: it is training it (`execute(..., wait=False)`)."""
+
+
 @contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """An exclusive lock so two workers on one host never train the same run at once."""
+def _locked(path: Path, wait: bool = True) -> Iterator[None]:
+    """An exclusive lock so two workers on one host never train the same run at once; `wait=False` raises
+    RunBusy instead of waiting for the other worker."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RunBusy(str(path)) from None
         try:
             yield
         finally:
@@ -331,15 +339,17 @@ def _locked(path: Path) -> Iterator[None]:
 
 
 # --------------------------------------------------------------------------- executing one run
-def execute(cfg: RunConfig, store: StoreLike = DEFAULT_STORE, data_dir: Path | str | None = None) -> RunResult:
-    """The stored record of `cfg`, training it first if it is not in the store yet."""
+def execute(cfg: RunConfig, store: StoreLike = DEFAULT_STORE, data_dir: Path | str | None = None,
+            wait: bool = True) -> RunResult:
+    """The stored record of `cfg`, training it first if it is not in the store yet. With `wait=False`, a run
+    another process is training raises RunBusy instead of waiting for it."""
     store = Store.of(store)
     if data_dir is not None:
         cfg = dataclasses.replace(cfg, data_dir=str(data_dir))
     if (done := load_result(cfg, store)) is not None:
         return done
     lock = _lock_path(cfg, store)
-    with _locked(lock):
+    with _locked(lock, wait):
         if (done := load_result(cfg, store)) is not None:  # another worker finished it meanwhile
             return done
         try:

@@ -22,8 +22,8 @@ from tqdm import tqdm  # plain text bars: no ipywidgets needed in JupyterLab or 
 from . import results as _results
 from .config import ANALYSES, load_profile, section
 from .errors import SMCError, unknown
-from .runs import (DEFAULT_STORE, RunConfig, RunResult, Store, atomic_write, check_writable, execute, result_path,
-                   validate)
+from .runs import (DEFAULT_STORE, RunBusy, RunConfig, RunResult, Store, atomic_write, check_writable, execute,
+                   result_path, validate)
 from .runtime import torch_threads
 
 GRID_KEYS = ("datasets", "models", "methods", "sparsities", "seeds", "folds")
@@ -181,13 +181,26 @@ def _unique(runs: list[RunConfig]) -> list[RunConfig]:
 
 # --------------------------------------------------------------------------- executors
 def run_local(runs: Sequence[RunConfig], store: Store, data_dir: Path, progress: bool = True) -> list[RunResult]:
-    """Execute runs one after another in this process (finished runs are read from the store)."""
-    out = []
-    bar = tqdm(runs, desc="runs", unit="run", disable=not progress)
-    for cfg in bar:
+    """Execute runs one after another in this process (finished runs are read from the store). A run that
+    another process on this host is training is put off to the end, so two sweeps over one grid share it
+    instead of one waiting for the other."""
+    out: dict[int, RunResult] = {}
+    later = []
+    bar = tqdm(total=len(runs), desc="runs", unit="run", disable=not progress)
+    for i, cfg in enumerate(runs):
         bar.set_postfix_str(cfg.label(), refresh=False)
-        out.append(execute(cfg, store, data_dir))
-    return out
+        try:
+            out[i] = execute(cfg, store, data_dir, wait=False)
+        except RunBusy:
+            later.append(i)
+            continue
+        bar.update()
+    for i in later:                               # by now most are finished: read, or wait for the other
+        bar.set_postfix_str(runs[i].label(), refresh=False)
+        out[i] = execute(runs[i], store, data_dir)
+        bar.update()
+    bar.close()
+    return [out[i] for i in range(len(runs))]
 
 
 def _remote_execute(cfg: dict, records: str, artifacts: str, data_dir: str) -> str:

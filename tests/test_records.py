@@ -461,3 +461,30 @@ def test_records_status_counts_an_analysis_without_its_sections_dense_run(tmp_pa
     assert (row["records"], row["grid"], row["rounds"]) == (len(configs), len(configs), len(rounds))
     paid = [load_result(c, store) for c in [*configs, *rounds]]
     assert row["core_hours"] == round(sum(sweep.core_seconds(r) for r in paid) / 3600, 2) < 1
+
+
+def test_a_sweep_puts_off_a_run_another_process_is_training(tmp_path: Path, trained):
+    """Two sweeps over one grid: a run whose lock another process holds is put off to the end, so the
+    sweep trains the rest meanwhile (it used to wait idle), then reads the other's record or waits for it."""
+    import fcntl
+    import threading
+    import time
+
+    from smc_lib import sweep
+
+    store = Store(records=tmp_path / "records", artifacts=tmp_path / "artifacts")
+    busy, free = toy("dense"), dataclasses.replace(toy("dense"), seed=1)
+    lock = runs._lock_path(busy, store)
+    lock.parent.mkdir(parents=True)
+    with open(lock, "w") as held:                              # "another process" training `busy`
+        fcntl.flock(held, fcntl.LOCK_EX)
+        worker = threading.Thread(target=sweep.run_local, args=([busy, free], store, tmp_path, False))
+        worker.start()
+        deadline = time.monotonic() + 60
+        while not result_path(free, store).exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        worker.join(timeout=0.5)
+        assert worker.is_alive() and [c.seed for c in trained] == [1]   # the free run trained while it waited
+        fcntl.flock(held, fcntl.LOCK_UN)
+    worker.join(timeout=60)
+    assert not worker.is_alive() and [c.seed for c in trained] == [1, 0]
