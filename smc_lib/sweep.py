@@ -475,11 +475,13 @@ def _pending_rows(name: str, configs: list[RunConfig], prof: dict, store: Store 
                   labels: dict[str, str]) -> list[dict]:
     _, missing = collect(configs, prof, store=store)
     _, rounds = collect(chain_rounds(configs), prof, store=store)
-    step = {(c.method, repr(c.train), c.seed, c.dataset): labels.get(c.key(), c.method) for c in configs}
+    def chain(c: RunConfig) -> tuple:           # a config and its IMP rounds share everything but the sparsity
+        return c.dataset, c.method, repr(c.train), c.seed
+
+    step = {chain(c): labels.get(c.key(), c.method) for c in configs}
     groups: dict[tuple, dict] = {}
     for c, is_round in [(c, False) for c in missing] + [(c, True) for c in rounds]:
-        g = groups.setdefault((c.dataset, step[(c.method, repr(c.train), c.seed, c.dataset)], c.method, c.seed),
-                              {"sparsities": [], "rounds": 0})
+        g = groups.setdefault((c.dataset, step[chain(c)], c.method, c.seed), {"sparsities": [], "rounds": 0})
         if is_round:
             g["rounds"] += 1
         else:
