@@ -104,6 +104,23 @@ def similarity(records, methods=None) -> "pd.DataFrame":
     return pd.DataFrame(rows, columns=["a", "b", "sparsity", "layer_corr", "jaccard", "jaccard_random"])
 
 
+def similarity_table(records, levels: str = "all") -> "pd.DataFrame":
+    """`similarity` of the sparse records of every dataset at each of its levels (`levels="nearest"`: only the
+    levels nearest the paper's 36 / 67 / 83 %, as Figures 6-8 draw), with the task and dataset."""
+    import pandas as pd
+
+    sparse = [r for r in records if r.config["method"] != "dense"]
+    tables = []
+    for ds in sorted({r.config["dataset"] for r in sparse}):
+        mine = [r for r in sparse if r.config["dataset"] == ds]
+        found = sorted({r.config["sparsity"] for r in mine})
+        for s in (nearest_levels(found) if levels == "nearest" else found):
+            at = [r for r in mine if r.config["sparsity"] == s]
+            tables.append(similarity(at).assign(task=at[0].config["task"], dataset=ds))
+    empty = similarity([]).assign(task=[], dataset=[])
+    return pd.concat(tables, ignore_index=True) if tables else empty
+
+
 def records_near(records, wanted, dataset: str | None = None) -> tuple[list, str | None, list[float]]:
     """The sparse records of `dataset` (default: the first with any) at the levels nearest `wanted` (a level
     or a list): what a section's layerwise chart draws. Returns (records, dataset, levels)."""

@@ -33,6 +33,7 @@ POST = ("lth", "gmp", "omp_after")                                      # §4.1 
 PRIOR = ("omp_before", "snip", "snip_rigl", "random_rigl", "omp_rigl")  # ... beats these
 COLLAPSE = 5.0              # Appendix B: "≈ 0 accuracy", read as below 5 %
 EMPTY = 0.99                # a layer with ≥ 99 % of its weights pruned is emptied
+JACCARD_TOL = 0.02          # kept-set Jaccard from each record's mask sample (512 positions a parameter): ±1 %
 
 
 @dataclass
@@ -419,15 +420,53 @@ def obert_deeper_sparser(layers: pd.DataFrame, rival: str = "lth", min_rho: floa
     return Finding(claim, paper, measured, verdict)
 
 
+def lazy_same_mask(sim: pd.DataFrame, task: str = "commonsense", before: str = "omp_before",
+                   after: tuple[str, ...] = POST, missing: pd.DataFrame | None = None) -> Finding:
+    """§4.4 / C.1, the lazy regime: fine-tuning moves a pretrained model's weights so little that magnitude
+    pruning before fine-tuning keeps the weights pruning after it keeps. Per dataset of `task` and level
+    (`sim`: `analysis.similarity_table`): the kept-set Jaccard of `before` with OMP-after against the smallest
+    Jaccard among the post-training methods `after` themselves — "the same solution" is as alike as those
+    are, within `JACCARD_TOL`. Reproduced when every level is, not reproduced when most are not. Other
+    tasks' levels are shown, not counted (arithmetic's tree decoder starts from a random init, not a
+    pretrained model)."""
+    claim = f"C.1 lazy regime: magnitude pruning before fine-tuning keeps what pruning after keeps ({task})"
+    paper = ("§4.4: 'all magnitude-based pruning approaches, before, during, and after fine-tuning, tend to "
+             "collapse to the same solution' (RoBERTa, CSQA)")
+    waiting = {(r.dataset, r.sparsity) for r in _absent(missing, after + (before,)).itertuples() if r.task == task}
+    rows = []
+    for (tk, ds, s), part in (sim.groupby(["task", "dataset", "sparsity"]) if len(sim) else []):
+        pair = {frozenset((r.a, r.b)): r.jaccard for r in part.itertuples()}
+        mutual = [pair.get(frozenset((a, b)), np.nan) for i, a in enumerate(after) for b in after[i + 1:]]
+        this = pair.get(frozenset((before, "omp_after")), np.nan)
+        if (ds, s) in waiting or np.isnan(this) or np.isnan(mutual).all():
+            continue
+        rows.append((tk, ds, s, this, float(np.nanmin(mutual)), float(part["jaccard_random"].iloc[0])))
+    ours = [r for r in rows if r[0] == task]
+    text = lambda rs: "; ".join(f"{ds} {s:.0%}: {j:.2f} vs ≥ {m:.2f} (random {z:.2f})" for _, ds, s, j, m, z in rs)
+    others = [r for r in rows if r[0] != task]
+    measured = _awaiting(f"Jaccard of {before} and omp_after vs among {'/'.join(after)}: " + (text(ours) or "none")
+                         + (f"; not counted ({', '.join(sorted({r[0] for r in others}))}): {text(others)}"
+                            if others else ""), len(waiting))
+    if not ours and not waiting:
+        return Finding(claim, paper, measured, INCONCLUSIVE)
+    yes = [r for r in ours if r[3] >= r[4] - JACCARD_TOL]
+    n = len(ours) + len(waiting)
+    verdict = (REPRODUCED if len(yes) == len(ours) and not waiting else
+               NOT_REPRODUCED if (len(ours) - len(yes)) * 2 > n else INCONCLUSIVE)
+    return Finding(claim, paper, measured, verdict)
+
+
 def all_findings(table: pd.DataFrame, layers: pd.DataFrame, protein: pd.DataFrame | None = None,
                  modules: pd.DataFrame | None = None, roadmap: pd.DataFrame | None = None,
-                 roadmap_layers: pd.DataFrame | None = None, missing: pd.DataFrame | None = None) -> pd.DataFrame:
+                 roadmap_layers: pd.DataFrame | None = None, missing: pd.DataFrame | None = None,
+                 similarity: pd.DataFrame | None = None) -> pd.DataFrame:
     """The findings table of the report: one row per claim (claim, paper, measured, verdict). `table` and
     `layers` hold the reasoning sections (arithmetic, commonsense); `protein` the protein section's tidy
     table and `modules` its Table 1 (`results.module_table`): §4.3 makes other claims there, so its records
     do not enter the reasoning claims; `roadmap` / `roadmap_layers` the oBERT roadmap's records (Appendix C.2,
     `sweep.roadmap`), tidy and per layer; `missing` the reasoning grids' points without a record yet
-    (`results.points`), so that no verdict is read off a half-computed grid."""
+    (`results.points`), so that no verdict is read off a half-computed grid; `similarity` the pairwise mask
+    similarity of the reasoning records (`analysis.similarity_table`)."""
     arith = table[table["task"] == "arithmetic"]
     found = [
         difficulty(arith, missing=missing),
@@ -437,6 +476,7 @@ def all_findings(table: pd.DataFrame, layers: pd.DataFrame, protein: pd.DataFram
         imp_not_better(table, missing=missing),
         layerwise_alike(layers, missing=missing),
         omp_before_collapse(table, layers, missing=missing),
+        lazy_same_mask(similarity if similarity is not None else pd.DataFrame(), missing=missing),
         protein_fails_early(protein if protein is not None else table.iloc[:0]),
         module_sensitivity(modules if modules is not None else pd.DataFrame()),
         obert_beats_lth(roadmap if roadmap is not None else table.iloc[:0], table),

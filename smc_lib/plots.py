@@ -195,20 +195,65 @@ def _vl_version(spec: dict | None = None) -> str:
     return "v" + "_".join(version[:2])
 
 
-def layerwise_overlay(layerwise: pd.DataFrame, width: int = 520, height: int = 160) -> alt.Chart:
+def relative_change_chart(change: pd.DataFrame, width: int = 300, height: int = 180) -> alt.Chart:
+    """The lazy regime per weight matrix: ‖W_ft − W_pre‖ / ‖W_pre‖ (`change`: dataset, seed, param, group,
+    relative_change, and position, the parameter's place in the model from input to output; the mean over
+    seeds drawn), a panel per dataset on its own x axis, log-scaled, coloured by where the weights started
+    (pretrained or a random init)."""
+    if change.empty:
+        return placeholder("no dense record with lazy-regime numbers yet")
+    mean = change.groupby(["dataset", "param", "group"], sort=False, as_index=False)[
+        ["position", "relative_change"]].mean()
+    return alt.Chart(mean).mark_point(filled=True, size=18).encode(
+        x=alt.X("position:Q", title="weight matrix (input → output)"),
+        y=alt.Y("relative_change:Q", title="‖W_ft − W_pre‖ / ‖W_pre‖", scale=alt.Scale(type="log"),
+                axis=alt.Axis(format="~%")),
+        color=alt.Color("group:N", title="started from"),
+        tooltip=["dataset", "param", "group", alt.Tooltip("relative_change:Q", format=".2%")],
+    ).properties(width=width, height=height).facet(column=alt.Column("dataset:N", title=None)).resolve_scale(
+        x="independent").properties(title="how far dense fine-tuning moved each weight matrix (mean over seeds)")
+
+
+def similarity_heatmap(sim: pd.DataFrame, measure: str = "jaccard", cell: int = 20) -> alt.Chart:
+    """How alike two methods' masks are (`analysis.similarity` rows: a, b, sparsity, dataset, `measure`), as a
+    method × method matrix per dataset (rows) and target sparsity (columns), the value written in each cell.
+    `measure`: "layer_corr" (Pearson correlation of per-parameter sparsities, -1..1) or "jaccard" (overlap of
+    the kept sets, 0..1; two random masks at sparsity s give (1 - s) / (1 + s), in each panel's title)."""
+    if sim.empty:
+        return placeholder("no pairs of sparse records yet: nothing to compare")
+    both = pd.concat([sim, sim.rename(columns={"a": "b", "b": "a"})], ignore_index=True)
+    both = both.assign(target=both.apply(
+        lambda r: f"target {r['sparsity']:.1%}" + (f" (random {r['jaccard_random']:.2f})" if measure == "jaccard"
+                                                   else ""), axis=1))
+    methods = [m for m in METHOD_ORDER if m in set(both["a"])] + sorted(set(both["a"]) - set(METHOD_ORDER))
+    domain = [-1, 1] if measure == "layer_corr" else [0, 1]
+    base = alt.Chart().encode(x=alt.X("a:N", sort=methods, title=None), y=alt.Y("b:N", sort=methods, title=None))
+    rects = base.mark_rect().encode(
+        color=alt.Color(f"{measure}:Q", scale=alt.Scale(domain=domain, scheme="blueorange" if measure == "layer_corr"
+                                                        else "blues"), title=measure),
+        tooltip=["a", "b", "target", alt.Tooltip(f"{measure}:Q", format=".3f")])
+    text = base.mark_text(fontSize=7).encode(text=alt.Text(f"{measure}:Q", format=".2f"), color=alt.condition(
+        f"abs(datum.{measure}) > 0.7", alt.value("white"), alt.value("black")))
+    return alt.layer(rects, text, data=both).properties(width=cell * len(methods), height=cell * len(methods)).facet(
+        row=alt.Row("dataset:N", title=None), column=alt.Column("target:N", title=None))
+
+
+def layerwise_overlay(layerwise: pd.DataFrame, width: int = 300, height: int = 160) -> alt.Chart:
     """Figures 6-8 as the paper draws them: per-parameter sparsity from input to output (the model's own
     parameter order), every method a line in the same panel, a row of panels per target sparsity — so
-    methods that prune alike lie on one line."""
+    methods that prune alike lie on one line. Each dataset (a column) numbers its own model's parameters
+    from 0 on its own x axis: two models' parameter lists have nothing to share."""
     if layerwise.empty:
         return placeholder("no sparse records yet: nothing to draw")
-    order = {p: i for i, p in enumerate(dict.fromkeys(layerwise["param"]))}
-    data = layerwise.assign(position=layerwise["param"].map(order),
-                            target=layerwise["sparsity"].map(lambda s: f"target {s:.1%}"))
+    position = layerwise.groupby("dataset", sort=False)["param"].transform(
+        lambda p: p.map({n: i for i, n in enumerate(dict.fromkeys(p))}))
+    data = layerwise.assign(position=position, target=layerwise["sparsity"].map(lambda s: f"target {s:.1%}"))
     return alt.Chart(data).mark_line(point=alt.OverlayMarkDef(size=12), strokeWidth=1.2).encode(
         x=alt.X("position:Q", title="parameter (input → output)"),
         y=alt.Y("layer_sparsity:Q", title="sparsity", axis=alt.Axis(format="%"), scale=alt.Scale(domain=[0, 1])),
         color=alt.Color("method:N", sort=METHOD_ORDER),
         tooltip=["method", "target", "param", "kind", alt.Tooltip("layer_sparsity:Q", format=".1%"), "numel"],
     ).properties(width=width, height=height).facet(
-        row=alt.Row("target:N", title=None), column=alt.Column("dataset:N", title=None)).properties(
+        row=alt.Row("target:N", title=None), column=alt.Column("dataset:N", title=None)).resolve_scale(
+        x="independent").properties(
         title="layerwise sparsity, methods overlaid (one line = the same per-layer pruning)")

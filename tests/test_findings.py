@@ -128,7 +128,7 @@ def test_all_findings_has_a_verdict_per_claim():
     t = table(lambda ds, m, s: 80.0 - 40 * s)
     out = F.all_findings(t, pd.DataFrame(columns=["task", "dataset", "model", "method", "sparsity", "param", "layer",
                                                   "kind", "numel", "layer_sparsity"]))
-    assert len(out) == 11 and set(out["verdict"]) <= {F.REPRODUCED, F.NOT_REPRODUCED, F.INCONCLUSIVE}
+    assert len(out) == 12 and set(out["verdict"]) <= {F.REPRODUCED, F.NOT_REPRODUCED, F.INCONCLUSIVE}
 
 
 def test_floors_compare_the_dense_mean_with_the_profiles_floor():
@@ -338,7 +338,45 @@ def test_all_findings_passes_the_missing_points_to_every_grid_rule():
     empty = pd.DataFrame(columns=["task", "dataset", "model", "method", "sparsity", "param", "layer", "kind", "numel",
                                   "layer_sparsity"])
     out = F.all_findings(drop(full, pts), empty, missing=pts).set_index("claim")["verdict"]
-    assert (out.iloc[:7] == F.INCONCLUSIVE).all()
+    assert (out.iloc[:8] == F.INCONCLUSIVE).all()
+
+
+def sim(jaccard, datasets=("csqa",), task="commonsense", levels=LEVELS) -> pd.DataFrame:
+    """`analysis.similarity_table` rows: jaccard(ds, a, b, s) for every pair of the magnitude methods."""
+    import itertools
+    ms = ("gmp", "lth", "omp_after", "omp_before", "random_after")
+    return pd.DataFrame([dict(a=a, b=b, sparsity=s, layer_corr=np.nan, jaccard=jaccard(ds, a, b, s),
+                              jaccard_random=(1 - s) / (1 + s), task=task, dataset=ds)
+                         for ds in datasets for s in levels for a, b in itertools.combinations(ms, 2)])
+
+
+def test_lazy_same_mask_compares_before_and_after_with_the_post_methods_among_themselves():
+    def lazy(ds, a, b, s):                     # every magnitude mask alike, random ones apart
+        return (1 - s) / (1 + s) if "random_after" in (a, b) else 0.9 - 0.05 * s
+    f = F.lazy_same_mask(sim(lazy))
+    assert f.verdict == F.REPRODUCED and "csqa 49%" in f.measured
+    def busy(ds, a, b, s):                     # OMP-before keeps other weights than the post methods
+        return 0.5 if "omp_before" in (a, b) else lazy(ds, a, b, s)
+    assert F.lazy_same_mask(sim(busy)).verdict == F.NOT_REPRODUCED
+    # within the Jaccard's sampling tolerance of the post methods' own agreement: the same solution
+    near = lambda ds, a, b, s: lazy(ds, a, b, s) - (F.JACCARD_TOL / 2 if "omp_before" in (a, b) else 0)
+    assert F.lazy_same_mask(sim(near)).verdict == F.REPRODUCED
+    # another task's levels are shown, not counted
+    both = pd.concat([sim(lazy), sim(busy, datasets=("mawps",), task="arithmetic")])
+    f = F.lazy_same_mask(both)
+    assert f.verdict == F.REPRODUCED and "not counted (arithmetic): mawps 20%: 0.50" in f.measured
+    assert F.lazy_same_mask(both, task="arithmetic").verdict == F.NOT_REPRODUCED
+
+
+def test_lazy_same_mask_waits_for_its_methods():
+    lazy = lambda ds, a, b, s: 0.9
+    waiting = absent(["omp_before"], (0.7903,), datasets=("csqa",), task="commonsense", model="minilm")
+    f = F.lazy_same_mask(sim(lazy, levels=LEVELS[:3]), missing=waiting)
+    assert f.verdict == F.INCONCLUSIVE and "1 undecided" in f.measured
+    busy = lambda ds, a, b, s: 0.5 if "omp_before" in (a, b) else 0.9
+    # 3 of 4 levels not alike: no missing record can change it
+    assert F.lazy_same_mask(sim(busy, levels=LEVELS[:3]), missing=waiting).verdict == F.NOT_REPRODUCED
+    assert F.lazy_same_mask(pd.DataFrame()).verdict == F.INCONCLUSIVE
 
 
 def test_layerwise_table_labels_layers_by_name_not_by_the_records_stale_kind():

@@ -28,8 +28,9 @@ src, dst = pathlib.Path(args[0]), pathlib.Path(args[1])
 p = {args[i + 1]: args[i + 2] for i in range(len(args)) if args[i] == "-p"}
 name = src.stem
 out = pathlib.Path(p["out_dir"])
-extra = {"layerwise": ["results/layerwise_similarity.csv", "figures/layerwise_overlay.svg"],
-         "lazy_regime": ["figures/lazy_regime_overlap.svg"], "obert_roadmap": ["figures/obert_roadmap.svg", "figures/obert_roadmap_layerwise.svg"],
+extra = {"layerwise": ["results/layerwise_similarity.csv", "figures/layerwise_overlay.svg",
+                       "figures/layerwise_correlation.svg", "figures/layerwise_jaccard.svg"],
+         "lazy_regime": ["figures/lazy_regime_overlap.svg", "figures/lazy_regime_change.svg"], "obert_roadmap": ["figures/obert_roadmap.svg", "figures/obert_roadmap_layerwise.svg"],
          "findings": ["results/floors.csv", "results/budget.csv"], "translation": ["figures/translation_chrf.svg"]}.get(name, [])
 for path in (dst, out / "results" / f"{name}.csv", out / "figures" / f"{name}_sparsity.svg",
              out / "figures" / f"{name}_layerwise.svg", pathlib.Path("results") / p["profile"] / name / "run.json",

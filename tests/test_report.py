@@ -51,6 +51,45 @@ def test_layerwise_chart_gives_each_sparsity_its_own_row_of_panels():
     plots.to_svg(plots.layerwise_chart(pd.concat([fake_layerwise(0.2), fake_layerwise(0.488)])))
 
 
+def test_layerwise_overlay_numbers_each_datasets_parameters_from_zero_on_its_own_axis():
+    """Two models (datasets) share no parameters: each column's x runs over its own model, input → output."""
+    a = fake_layerwise(0.488).assign(dataset="csqa")
+    b = fake_layerwise(0.488).assign(dataset="mawps", param=lambda t: "embedder." + t["param"])
+    b = b[b["param"].str.contains("layer.[0-2]")]                         # a shorter model
+    spec = plots.layerwise_overlay(pd.concat([a, b])).to_dict()
+    values = pd.DataFrame(next(iter(spec["datasets"].values())))
+    for ds, part in values.groupby("dataset"):
+        order = list(dict.fromkeys(part["param"]))
+        assert sorted(part["position"].unique()) == list(range(len(order))), ds
+        assert (part["position"] == part["param"].map(order.index)).all(), ds
+    assert spec["resolve"]["scale"]["x"] == "independent"
+    plots.to_svg(plots.layerwise_overlay(pd.concat([a, b])))
+
+
+def test_similarity_heatmap_draws_each_pair_both_ways_per_dataset_and_level():
+    sim = pd.DataFrame([dict(a="gmp", b="lth", sparsity=s, layer_corr=0.9, jaccard=0.8, jaccard_random=(1 - s) / (1 + s),
+                             task="arithmetic", dataset=ds) for ds in ("mawps", "svamp") for s in (0.2, 0.488)])
+    spec = plots.similarity_heatmap(sim, "jaccard").to_dict()
+    values = pd.DataFrame(next(iter(spec["datasets"].values())))
+    assert len(values) == 2 * len(sim)                                   # (a, b) and (b, a): a symmetric matrix
+    assert set(zip(values["a"], values["b"])) == {("gmp", "lth"), ("lth", "gmp")}
+    assert "target 48.8% (random 0.34)" in set(values["target"])         # the chance overlap beside each level
+    assert spec["facet"]["row"]["field"] == "dataset" and spec["facet"]["column"]["field"] == "target"
+    plots.to_svg(plots.similarity_heatmap(sim, "layer_corr"))
+
+
+def test_relative_change_chart_places_each_matrix_where_the_model_has_it():
+    change = pd.DataFrame([dict(dataset="mawps", seed=seed, param=p, group=g, position=i, relative_change=v * (1 + seed))
+                           for seed in (0, 1) for i, (p, g, v) in enumerate(
+                               [("embedder.w", "pretrained encoder", 0.02), ("decoder.w", "random-init layers", 0.7)])])
+    spec = plots.relative_change_chart(change.iloc[::-1]).to_dict()     # rows in any order (a record's are sorted)
+    values = pd.DataFrame(next(iter(spec["datasets"].values()))).set_index("param")
+    assert values.loc["embedder.w", "position"] == 0 and values.loc["decoder.w", "position"] == 1
+    assert values.loc["decoder.w", "relative_change"] == pytest.approx(1.05)   # the mean over seeds
+    assert spec["resolve"]["scale"]["x"] == "independent"
+    plots.to_svg(plots.relative_change_chart(change))
+
+
 def fake_notebook(table: pd.DataFrame, title: str) -> nbformat.NotebookNode:
     """An 'executed' notebook as papermill leaves it: markdown, a grid chart, a layerwise chart, a table."""
     grid = plots.sparsity_grid(table, REFERENCE)
