@@ -443,10 +443,12 @@ def lazy_same_mask(sim: pd.DataFrame, task: str = "commonsense", before: str = "
         rows.append((tk, ds, s, this, float(np.nanmin(mutual)), float(part["jaccard_random"].iloc[0])))
     ours = [r for r in rows if r[0] == task]
     text = lambda rs: "; ".join(f"{ds} {s:.0%}: {j:.2f} vs ≥ {m:.2f} (random {z:.2f})" for _, ds, s, j, m, z in rs)
-    others = [r for r in rows if r[0] != task]
+    others = pd.DataFrame([r for r in rows if r[0] != task], columns=["task", "ds", "s", "j", "m", "z"])
+    brief = "; ".join(f"{ds} {g['j'].min():.2f}–{g['j'].max():.2f} vs ≥ {g['m'].min():.2f}–{g['m'].max():.2f}"
+                      for ds, g in others.groupby("ds"))              # other tasks: a range per dataset
     measured = _awaiting(f"Jaccard of {before} and omp_after vs among {'/'.join(after)}: " + (text(ours) or "none")
-                         + (f"; not counted ({', '.join(sorted({r[0] for r in others}))}): {text(others)}"
-                            if others else ""), len(waiting))
+                         + (f"; not counted ({', '.join(sorted(set(others['task'])))}): {brief}"
+                            if len(others) else ""), len(waiting))
     if not ours and not waiting:
         return Finding(claim, paper, measured, INCONCLUSIVE)
     yes = [r for r in ours if r[3] >= r[4] - JACCARD_TOL]
