@@ -172,7 +172,10 @@ def records_cmd(profile, missing) -> None:
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--cheapest", type=int, default=None,
               help="check the N self-contained records (dense, before, during) with the smallest wall time")
-def verify_cmd(keys, profile, records, sample, seed, cheapest) -> None:
+@click.option("--republish", is_flag=True,
+              help="replace each record that reproduced by its recomputation, naming the committed revision "
+                   "that made it (for a record published from uncommitted code)")
+def verify_cmd(keys, profile, records, sample, seed, cheapest, republish) -> None:
     """Recompute published run records (all, KEYS, a --sample or the --cheapest) and fail on a mismatch."""
     from .config import load_profile
     from .sweep import profile_store
@@ -180,7 +183,8 @@ def verify_cmd(keys, profile, records, sample, seed, cheapest) -> None:
 
     prof = load_profile(profile)
     store = profile_store(prof)
-    checks = verify(records or store.records, store.artifacts, tuple(keys), sample, seed, cheapest, echo=click.echo)
+    checks = verify(records or store.records, store.artifacts, tuple(keys), sample, seed, cheapest, echo=click.echo,
+                    republish=republish)
     bad = [c for c in checks if not c.ok]
     click.echo(f"{len(checks) - len(bad)} of {len(checks)} records reproduced")
     if bad:

@@ -587,13 +587,19 @@ def versions() -> dict[str, str]:
     return out
 
 
-def git_revision() -> str | None:
-    """`<sha>` of the checkout (`+dirty` when it has uncommitted changes); None outside git."""
-    root = Path(__file__).resolve().parent.parent
+NOT_CODE = ("results", "dvc.lock")   # what a checkout holds besides the code: published records, DVC's lock
+
+
+def git_revision(root: Path | str | None = None) -> str | None:
+    """`<sha>` of the checkout that holds this package (or `root`), `+dirty` when its code has uncommitted
+    changes: any tracked file but the published records and DVC's lock (`NOT_CODE`), which a sweep adds to
+    and `dvc repro` rewrites while the code stays what the commit says. None outside git."""
+    root = Path(root) if root is not None else Path(__file__).resolve().parent.parent
+    code = [".", *(f":(exclude){p}" for p in NOT_CODE)]
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
                              timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", *code], cwd=root,
                                capture_output=True, text=True, timeout=10).stdout.strip()
     except (OSError, subprocess.TimeoutExpired):
         return None

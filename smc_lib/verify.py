@@ -7,6 +7,9 @@ record catches both. Training is deterministic for a given seed and thread count
 tolerance is one evaluation example's worth (`RunResult.tolerance`); the recomputation runs with the
 record's thread count. Dependencies (the dense run, an IMP chain's earlier round) come from the artifact
 store, recomputed when missing.
+
+`--republish` also replaces each record that reproduced with its recomputation, which names the committed
+revision that made it: the repair for a record published from uncommitted code (a `+dirty` revision).
 """
 from __future__ import annotations
 
@@ -16,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import SMCError
-from .runs import RunConfig, RunResult, Store, check_same, read_record, recompute
+from .runs import RunConfig, RunResult, Store, atomic_write, check_same, git_revision, read_record, recompute
 from .runtime import torch_threads
 
 SELF_CONTAINED = ("dense", "before", "during")   # timings whose runs need no other run's weights
@@ -29,6 +32,7 @@ class Check:
     recomputed: float | None = None
     problem: str | None = None
     seconds: float = 0.0
+    republished: str | None = None      # the revision the replacing record names (`republish`)
 
     @property
     def ok(self) -> bool:
@@ -40,7 +44,8 @@ class Check:
         head = f"{'ok  ' if self.ok else 'FAIL'} {self.path}  {RunConfig(**r.config).label()}"
         if self.problem:
             return f"{head}\n     {self.problem}"
-        return f"{head}  {m} {r.metrics[m]:.4f} == {self.recomputed:.4f} ({self.seconds:.0f} s)"
+        again = f", republished at {self.republished[:12]}" if self.republished else ""
+        return f"{head}  {m} {r.metrics[m]:.4f} == {self.recomputed:.4f} ({self.seconds:.0f} s{again})"
 
 
 def published(records: Path | str) -> list[tuple[Path, RunResult]]:
@@ -73,8 +78,9 @@ def select(found: list[tuple[Path, RunResult]], keys: tuple[str, ...] = (), samp
     return found
 
 
-def check(path: Path, record: RunResult, store: Store) -> Check:
-    """Recompute one record (its key must still be the one its config gives) and compare."""
+def check(path: Path, record: RunResult, store: Store, republish: bool = False) -> Check:
+    """Recompute one record (its key must still be the one its config gives) and compare; with `republish`,
+    a record that reproduced is replaced by its recomputation (written atomically)."""
     cfg = RunConfig(**record.config)
     try:
         if cfg.key() != record.key:
@@ -89,18 +95,26 @@ def check(path: Path, record: RunResult, store: Store) -> Check:
         check_same(record, again, path)
     except SMCError as e:
         return Check(path, record, problem=str(e))
-    return Check(path, record, recomputed, seconds=seconds)
+    if republish:
+        atomic_write(path, again.to_json())
+    return Check(path, record, recomputed, seconds=seconds, republished=again.git_revision if republish else None)
 
 
 def verify(records: Path | str, artifacts: Path | str, keys: tuple[str, ...] = (), sample: int | None = None,
-           seed: int = 0, cheapest: int | None = None, echo=print) -> list[Check]:
+           seed: int = 0, cheapest: int | None = None, echo=print, republish: bool = False) -> list[Check]:
     """Check the selected records, printing a line for each; returns the checks. Each record is recomputed
-    against its own records folder (`<task>/` 's parent), where the runs it starts from are published."""
+    against its own records folder (`<task>/` 's parent), where the runs it starts from are published.
+    `republish`: replace each record that reproduced by its recomputation; refused, before any training,
+    unless the code is committed (a republished record must name the revision that made it)."""
+    revision = git_revision() if republish else None
+    if republish and (revision is None or revision.endswith("+dirty")):
+        raise SMCError(f"smc verify --republish: the code is not committed (revision {revision}); commit it "
+                       "(`git status` lists the changes) so the republished records name the code that made them")
     chosen = select(published(records), keys, sample, seed, cheapest)
     if not chosen:
         raise SMCError(f"no records to verify under {records}/")
     out = []
     for path, record in chosen:
-        out.append(check(path, record, Store(records=path.parent.parent, artifacts=Path(artifacts))))
+        out.append(check(path, record, Store(records=path.parent.parent, artifacts=Path(artifacts)), republish))
         echo(out[-1].line())
     return out

@@ -38,6 +38,62 @@ def test_records_and_artifacts_live_apart(tmp_path: Path):
     assert res.eval_examples == TOY_TASK["n_dev"] and res.tolerance == pytest.approx(100 / 64)
 
 
+def test_verify_republish_replaces_what_reproduced_naming_the_committed_revision(tmp_path, monkeypatch, trained):
+    """A record published from uncommitted code (`+dirty`) is repaired by recomputing it at a commit; a record
+    that does not reproduce is reported and left as it is."""
+    from smc_lib import verify as V
+    store = Store(records=tmp_path / "records", artifacts=tmp_path / "artifacts")
+    for cfg in (toy("dense"), toy("omp_before", 0.5)):
+        execute(cfg, store)
+    dense, pruned = result_path(toy("dense"), store), result_path(toy("omp_before", 0.5), store)
+    for path, edit in ((dense, {"git_revision": "a" * 40 + "+dirty"}), (pruned, {"git_revision": "a" * 40})):
+        path.write_text(json.dumps({**json.loads(path.read_text()), **edit}))
+    rec = json.loads(pruned.read_text())
+    rec["metrics"]["accuracy"] += 5.0                               # a hand edit: must not be laundered
+    pruned.write_text(json.dumps(rec))
+    committed = "c" * 40
+    monkeypatch.setattr(runs, "git_revision", lambda: committed)
+    monkeypatch.setattr(V, "git_revision", lambda: committed)
+    checks = verify(store.records, store.artifacts, echo=lambda s: None, republish=True)
+    assert {c.path: c.ok for c in checks} == {dense: True, pruned: False}
+    assert json.loads(dense.read_text())["git_revision"] == committed
+    assert runs.read_record(dense).metrics == execute(toy("dense"), store).metrics
+    assert json.loads(pruned.read_text()) == rec                    # not reproduced: untouched
+    assert [c for c in checks if c.ok][0].republished == committed
+
+
+def test_verify_republish_refuses_uncommitted_code_before_training(tmp_path, monkeypatch, trained):
+    from smc_lib import verify as V
+    store = Store(records=tmp_path / "records", artifacts=tmp_path / "artifacts")
+    execute(toy("dense"), store)
+    before = result_path(toy("dense"), store).read_text()
+    monkeypatch.setattr(V, "git_revision", lambda: "c" * 40 + "+dirty")
+    n = len(trained)
+    with pytest.raises(SMCError, match="not committed"):
+        verify(store.records, store.artifacts, echo=lambda s: None, republish=True)
+    assert len(trained) == n and result_path(toy("dense"), store).read_text() == before
+
+
+def test_git_revision_is_dirty_for_code_changes_not_for_records_or_dvc_lock(tmp_path: Path):
+    """A sweep adds records and `dvc repro` rewrites dvc.lock while the code stays committed: neither makes the
+    records it computes name a dirty revision; a changed code or params file does."""
+    import subprocess
+    git = lambda *a: subprocess.run(["git", "-C", str(tmp_path), *a], check=True, capture_output=True)
+    git("init", "-q")
+    for f in ("code.py", "dvc.lock", "results/cpu/t/k.json"):
+        (tmp_path / f).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / f).write_text("0\n")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init")
+    sha = runs.git_revision(tmp_path)
+    assert len(sha) == 40
+    (tmp_path / "dvc.lock").write_text("1\n")
+    (tmp_path / "results/cpu/t/k.json").write_text("1\n")
+    assert runs.git_revision(tmp_path) == sha
+    (tmp_path / "code.py").write_text("1\n")
+    assert runs.git_revision(tmp_path) == sha + "+dirty"
+
+
 def test_a_changed_default_changes_the_key(monkeypatch):
     """Defaults are resolved into the key: a new default for RigL's drop fraction is a new run."""
     cfg = toy("random_rigl", 0.5)
