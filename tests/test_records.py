@@ -544,3 +544,23 @@ def test_a_sweep_puts_off_a_run_another_process_is_training(tmp_path: Path, trai
         fcntl.flock(held, fcntl.LOCK_UN)
     worker.join(timeout=60)
     assert not worker.is_alive() and [c.seed for c in trained] == [1, 0]
+
+
+def test_every_published_record_names_a_commit_of_this_history():
+    """Records are published only from committed code: each names a clean revision that is an ancestor of
+    HEAD, so `git checkout <revision>` gives the code that computed it (`smc verify --republish` repairs one
+    that does not)."""
+    import subprocess
+    root = Path(__file__).resolve().parents[1]
+    git = lambda *a: subprocess.run(["git", "-C", str(root), *a], capture_output=True, text=True)
+    if git("rev-parse", "--is-shallow-repository").stdout.strip() != "false":
+        pytest.skip("not a full git clone: the history to check revisions against is missing")
+    revisions: dict[str, list[str]] = {}
+    for rel in git("ls-files", "results").stdout.split():             # the published ones, not a test's
+        if rel.endswith(".json"):
+            rev = json.loads((root / rel).read_text()).get("git_revision")
+            revisions.setdefault(str(rev), []).append(rel)
+    dirty = {r: p for r, p in revisions.items() if r == "None" or r.endswith("+dirty")}
+    assert not dirty, f"records computed from uncommitted code: {dirty}"
+    foreign = {r: p for r, p in revisions.items() if git("merge-base", "--is-ancestor", r, "HEAD").returncode}
+    assert not foreign, f"records naming a revision outside this history: {foreign}"
