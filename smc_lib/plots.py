@@ -202,8 +202,7 @@ def relative_change_chart(change: pd.DataFrame, width: int = 300, height: int = 
     (pretrained or a random init)."""
     if change.empty:
         return placeholder("no dense record with lazy-regime numbers yet")
-    mean = change.groupby(["dataset", "param", "group"], sort=False, as_index=False)[
-        ["position", "relative_change"]].mean()
+    mean = change.groupby(["dataset", "param", "group", "position"], sort=False, as_index=False)["relative_change"].mean()
     return alt.Chart(mean).mark_point(filled=True, size=18).encode(
         x=alt.X("position:Q", title="weight matrix (input → output)"),
         y=alt.Y("relative_change:Q", title="‖W_ft − W_pre‖ / ‖W_pre‖", scale=alt.Scale(type="log"),
