@@ -126,6 +126,25 @@ def layerwise_table(results: Iterable) -> pd.DataFrame:
 LAYER_COLUMNS = ["task", "dataset", "model", "method", "sparsity", "param", "layer", "kind", "numel", "layer_sparsity"]
 
 
+def fill_facet_grid(data: pd.DataFrame, row: list[str], column: str, value: str) -> pd.DataFrame:
+    """`data` with one more row for each (row, column) facet cell it lacks, `value` empty (drawn as nothing)
+    and every other field copied from the first row, so that x and colour scales gain no category.
+
+    Vega-Lite misplaces the panels of a row × column facet that has a `sort` and an empty cell: the panels
+    after the gap shift into it, under the wrong header (vega/vega-lite#5937, #8675, #9702, open). A method
+    still missing one sparsity (a grid half computed) drew its curves a row too high; a full grid has no gap.
+    """
+    cells = data[row + [column]].drop_duplicates()
+    full = data[row].drop_duplicates().merge(data[[column]].drop_duplicates(), how="cross")
+    gaps = full.merge(cells, how="left", indicator=True).query("_merge == 'left_only'").drop(columns="_merge")
+    if gaps.empty:
+        return data
+    pad = pd.DataFrame([data.iloc[0]] * len(gaps)).reset_index(drop=True)
+    pad[row + [column]] = gaps.to_numpy()
+    pad[value] = float("nan")
+    return pd.concat([data, pad], ignore_index=True)
+
+
 def placeholder(text: str, width: int = 400, height: int = 60) -> alt.Chart:
     """A chart that says why there is nothing to draw yet (e.g. no sparse records published)."""
     return alt.Chart(pd.DataFrame({"text": [text]})).mark_text(size=13).encode(text="text:N").properties(
@@ -146,6 +165,9 @@ def layerwise_chart(layerwise: pd.DataFrame, columns: int = 4, width: int = 160,
              .agg(pruned=("pruned", "sum"), numel=("numel", "sum")))
     agg["layer_sparsity"] = agg["pruned"] / agg["numel"]
     agg["target"] = agg["sparsity"].map(lambda s: f"target {s:.1%}")
+    targets = sorted(agg["sparsity"].unique())
+    if len(targets) > 1:
+        agg = fill_facet_grid(agg, ["sparsity", "target"], "method", "layer_sparsity")
     chart = alt.Chart(agg).mark_line(point=True).encode(
         x=alt.X("layer:O", title="layer"),
         y=alt.Y("layer_sparsity:Q", title="sparsity", axis=alt.Axis(format="%"), scale=alt.Scale(domain=[0, 1])),
@@ -153,7 +175,6 @@ def layerwise_chart(layerwise: pd.DataFrame, columns: int = 4, width: int = 160,
         tooltip=["method", "target", "layer", "kind", alt.Tooltip("layer_sparsity:Q", format=".1%"), "numel"],
     ).properties(width=width, height=height)
     title = "layerwise sparsity (layer -1: embeddings, heads and other weights outside the numbered layers)"
-    targets = sorted(agg["sparsity"].unique())
     if len(targets) == 1:
         return chart.facet(facet=alt.Facet("method:N", sort=METHOD_ORDER, title=None),
                            columns=columns).properties(title=f"{title}, target {targets[0]:.1%}")

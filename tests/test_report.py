@@ -51,6 +51,49 @@ def test_layerwise_chart_gives_each_sparsity_its_own_row_of_panels():
     plots.to_svg(plots.layerwise_chart(pd.concat([fake_layerwise(0.2), fake_layerwise(0.488)])))
 
 
+def drawn_panels(svg: str) -> tuple[list[tuple[str, float, float]], list[tuple[str, float, float]]]:
+    """From a rendered SVG: every point mark (its aria label, absolute x, y) and every header title (its text,
+    absolute x, y), positions summed over the enclosing groups' translations."""
+    import xml.etree.ElementTree as ET
+
+    def shift(el):
+        m = re.search(r"translate\(([-\d.e]+),\s*([-\d.e]+)\)", el.get("transform", ""))
+        return (float(m.group(1)), float(m.group(2))) if m else (0.0, 0.0)
+
+    points, titles = [], []
+
+    def walk(el, x, y):
+        dx, dy = shift(el)
+        x, y = x + dx, y + dy
+        label = el.get("aria-label") or ""
+        if el.get("aria-roledescription") == "point":
+            points.append((label, x, y))
+        elif label.startswith("Title text '"):
+            titles.append((label[len("Title text '"):-1], x, y))
+        for child in el:
+            walk(child, x, y)
+
+    walk(ET.fromstring(svg), 0.0, 0.0)
+    return points, titles
+
+
+def test_layerwise_chart_draws_each_panel_under_its_own_headers_when_a_method_lacks_a_sparsity():
+    """A grid half computed (OMP-after still missing 20 %): Vega-Lite shifts the panels of a sorted row × column
+    facet into an empty cell, so OMP-after's 48.8 % curve was drawn in the 20 % row. Every point must sit in
+    the row of its target and the column of its method (nearest header, read off the rendered SVG)."""
+    lw = pd.concat([fake_layerwise(0.2), fake_layerwise(0.488), fake_layerwise(0.672)])
+    lw = lw[~((lw["method"] == "omp_after") & (lw["sparsity"] == 0.2)) & ~((lw["method"] == "gmp") & (lw["sparsity"] == 0.672))]
+    points, titles = drawn_panels(plots.to_svg(plots.layerwise_chart(lw)))
+    rows = [t for t in titles if t[0].startswith("target ")]
+    columns = [t for t in titles if t[0] in METHODS]
+    assert len(rows) == 3 and len(columns) == len(METHODS)
+    assert len(points) == len(lw.groupby(["method", "sparsity", "layer", "kind"]))     # nothing drawn for a gap
+    for label, x, y in points:
+        fields = dict(part.split(": ", 1) for part in label.split("; "))
+        assert min(rows, key=lambda t: abs(t[2] - y))[0] == fields["target"], label
+        assert min(columns, key=lambda t: abs(t[1] - x))[0] == fields["method"], label
+
+
 def test_layerwise_overlay_numbers_each_datasets_parameters_from_zero_on_its_own_axis():
     """Two models (datasets) share no parameters: each column's x runs over its own model, input → output."""
     a = fake_layerwise(0.488).assign(dataset="csqa")
