@@ -121,7 +121,7 @@ def render_index(prof: dict[str, Any], pages: list[Path], table, findings=None, 
     findings_html = _table_html(findings, "findings", "No findings table (outputs/results/findings.csv): run the "
                                 "findings notebook.")
     floors_html = _table_html(floors, "floors", "No floors set in this profile.")
-    budget_html = _table_html(budget, "budget", "No budgets set in this profile.")
+    budget_html = _budget_html(budget)
     return _PAGE.format(
         about=ABOUT, profile=_profile_html(prof), substitutes=_substitutes_html(prof), summary=summary_html,
         links=links, n_runs=_n_runs(table), findings=findings_html, provenance=_provenance_html(table),
@@ -136,13 +136,24 @@ def _table_html(table, table_id: str, empty: str) -> str:
     return table.to_html(classes=table_id, border=0, table_id=table_id, index=False, escape=True)
 
 
+def _budget_html(budget) -> str:
+    """The budget table, and below it what each budget cut to fit (a paragraph each: a reason is prose, too
+    long for a table cell)."""
+    if budget is None or not len(budget) or "cuts" not in budget:
+        return _table_html(budget, "budget", "No budgets set in this profile.")
+    cuts = "".join(f"<dt>{html.escape(str(r.budget))}</dt><dd>{html.escape(str(r.cuts))}</dd>"
+                   for r in budget.itertuples() if isinstance(r.cuts, str) and r.cuts.strip())
+    return (_table_html(budget.drop(columns="cuts"), "budget", "")
+            + (f'<p class="note">Cuts, per budget:</p><dl id="budget-cuts">{cuts}</dl>' if cuts else ""))
+
+
 def _provenance_html(table) -> str:
     """Which revisions computed the records shown, and their summed training time (core-hours at 1 thread)."""
     if not len(table):
         return "<p>No records.</p>"
     runs = table.drop_duplicates([c for c in COLUMNS[:7]])
     revs = runs["git_revision"].astype(object).where(runs["git_revision"].notna(), "unknown").value_counts()
-    items = "".join(f"<li><code>{html.escape(str(r))}</code>: {n} records</li>" for r, n in revs.items())
+    items = "".join(f"<li><code>{html.escape(str(r))}</code>: {n} record{'s' if n != 1 else ''}</li>" for r, n in revs.items())
     hours = runs["wall_s"].sum() / 3600
     return f"<ul id=\"revisions\">{items}</ul><p>Summed training time of these records: {hours:.1f} h.</p>"
 
@@ -179,6 +190,7 @@ table {{ border-collapse: collapse; margin: 1em 0; }}
 th, td {{ border: 1px solid #ccc; padding: 4px 10px; text-align: left; }}
 table.summary td {{ text-align: center; }}
 caption, .note {{ color: #666; font-size: 90%; }}
+dt {{ font-weight: bold; }} dd {{ margin: 0 0 0.6em 1.5em; }}
 </style></head>
 <body>
 <h1>SMC-Bench report</h1>
