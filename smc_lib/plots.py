@@ -26,6 +26,7 @@ alt.data_transformers.disable_max_rows()
 PAPER_FILES = {"arithmetic": "arithmetic_paper.csv"}  # every other task: figures_digitized.csv
 DATASET_ALIASES = {"commonsenseqa": "csqa", "race (middle)": "race", "race-m": "race", "race (high)": "race-high",
                    "race-h": "race-high", "atlas": "meltome", "meltome atlas": "meltome"}
+PAGE_WIDTH = 760          # pixels of panels a report page has room for in a row; wider rows are cut off
 METHOD_ORDER = ["dense", "omp_after", "random_after", "lth", "gmp", "omp_before", "random_before", "snip",
                 "snip_rigl", "random_rigl", "omp_rigl"]
 
@@ -168,10 +169,11 @@ def layerwise_chart(layerwise: pd.DataFrame, columns: int = 4, width: int = 160,
     targets = sorted(agg["sparsity"].unique())
     if len(targets) > 1:
         agg = fill_facet_grid(agg, ["sparsity", "target"], "method", "layer_sparsity")
+        width = min(width, max(72, PAGE_WIDTH // agg["method"].nunique()))   # a column per method fits the page
     chart = alt.Chart(agg).mark_line(point=True).encode(
         x=alt.X("layer:O", title="layer"),
         y=alt.Y("layer_sparsity:Q", title="sparsity", axis=alt.Axis(format="%"), scale=alt.Scale(domain=[0, 1])),
-        color=alt.Color("kind:N"),
+        color=alt.Color("kind:N", legend=alt.Legend(orient="top")),
         tooltip=["method", "target", "layer", "kind", alt.Tooltip("layer_sparsity:Q", format=".1%"), "numel"],
     ).properties(width=width, height=height)
     title = "layerwise sparsity (layer -1: embeddings, heads and other weights outside the numbered layers)"

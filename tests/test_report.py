@@ -247,3 +247,12 @@ def load_profile_substitutes() -> dict:
 
     prof = load_profile("cpu", check_registries=False)
     return {s: prof[s].get("substitutes") or {} for s in sections(prof)}
+
+
+def test_layerwise_chart_fits_ten_methods_in_a_page_wide_row():
+    """The science grid has ten sparse methods, a column each: at 160 px a panel the row overran the page."""
+    lw = pd.concat([fake_layerwise(s).assign(method=lambda t, i=i: t["method"] + str(i))
+                    for s in (0.2, 0.488) for i in range(3)])
+    lw = lw[lw["method"].isin(sorted(lw["method"].unique())[:10])]
+    spec = plots.layerwise_chart(lw).to_dict()
+    assert lw["method"].nunique() == 10 and spec["spec"]["width"] * 10 <= plots.PAGE_WIDTH
