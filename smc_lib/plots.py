@@ -140,7 +140,7 @@ def fill_facet_grid(data: pd.DataFrame, row: list[str], column: str, value: str)
     gaps = full.merge(cells, how="left", indicator=True).query("_merge == 'left_only'").drop(columns="_merge")
     if gaps.empty:
         return data
-    pad = pd.DataFrame([data.iloc[0]] * len(gaps)).reset_index(drop=True)
+    pad = data.iloc[[0] * len(gaps)].reset_index(drop=True)             # keeps every column's dtype
     pad[row + [column]] = gaps.to_numpy()
     pad[value] = float("nan")
     return pd.concat([data, pad], ignore_index=True)

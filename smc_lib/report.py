@@ -153,7 +153,8 @@ def _provenance_html(table) -> str:
         return "<p>No records.</p>"
     runs = table.drop_duplicates([c for c in COLUMNS[:7]])
     revs = runs["git_revision"].astype(object).where(runs["git_revision"].notna(), "unknown").value_counts()
-    items = "".join(f"<li><code>{html.escape(str(r))}</code>: {n} record{'s' if n != 1 else ''}</li>" for r, n in revs.items())
+    items = "".join(f"<li><code>{html.escape(str(r))}</code>: {n} record{'s' if n != 1 else ''}</li>"
+                    for r, n in revs.items())
     hours = runs["wall_s"].sum() / 3600
     return f"<ul id=\"revisions\">{items}</ul><p>Summed training time of these records: {hours:.1f} h.</p>"
 
